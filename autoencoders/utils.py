@@ -1,0 +1,121 @@
+"""Small runtime helpers shared by the package, the notebooks and the tests.
+
+Three environment variables steer every chapter and test:
+
+``AUTOENCODERS_DATA``
+    Root folder for datasets (a torchvision data root).
+``AUTOENCODERS_FAST``
+    ``1`` selects short runs (continuous integration); anything else is full mode.
+``AUTOENCODERS_DEVICE``
+    Forces ``cpu`` or ``cuda`` (``cuda:1`` etc. also work).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["seed_everything", "get_device", "fast_mode", "data_root"]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and torch's global generators (CPU and CUDA).
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed.
+
+    Returns
+    -------
+    torch.Generator
+        A fresh CPU generator seeded with ``seed``, convenient for
+        :class:`autoencoders.data.TensorLoader`.
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is negative or not an integer.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds the legacy global generator on purpose
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """Pick the compute device.
+
+    Order: the ``device`` argument, then ``$AUTOENCODERS_DEVICE``, then CUDA when it is
+    available, else CPU. Asking for CUDA explicitly when it is unavailable is an error,
+    not a silent fallback, so that ``AUTOENCODERS_DEVICE=cuda make test`` really tests
+    the GPU path.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Explicit choice such as ``"cpu"``, ``"cuda"`` or ``"cuda:1"``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    RuntimeError
+        If CUDA is requested but ``torch.cuda.is_available()`` is false.
+    ValueError
+        If the requested device string is not understood.
+    """
+    choice = device if device is not None else os.environ.get("AUTOENCODERS_DEVICE") or None
+    if choice is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(choice)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {choice!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {str(dev)!r} was requested (argument or AUTOENCODERS_DEVICE) "
+            "but torch.cuda.is_available() is False"
+        )
+    return dev
+
+
+def fast_mode() -> bool:
+    """Return ``True`` when ``$AUTOENCODERS_FAST`` asks for short runs (``1``/``true``)."""
+    return os.environ.get("AUTOENCODERS_FAST", "").strip().lower() in _TRUE
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Resolve the dataset root folder.
+
+    Order: the ``root`` argument, then ``$AUTOENCODERS_DATA``, then
+    ``~/.cache/autoencoders``.
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        Explicit folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (it need not exist yet).
+    """
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("AUTOENCODERS_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "autoencoders"

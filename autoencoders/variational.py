@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -91,10 +92,16 @@ class VAEDecodeOutput(ModelOutput):
 @dataclass(repr=False)
 class AdaGVAEOutput(ModelOutput):
     """Output of :meth:`AdaGVAE.forward`: one :class:`VAEOutput` per view, each carrying
-    the *adapted* posterior parameters."""
+    the *adapted* posterior parameters.
+
+    :meth:`AdaGVAE.forward` also attaches ``shared_mask`` (bool ``[B, D_z]``, the
+    dimensions it averaged); it is not a dataclass field and stays ``None`` on an
+    output built by hand.
+    """
 
     output1: VAEOutput
     output2: VAEOutput
+    shared_mask: ClassVar[torch.Tensor | None] = None
 
 
 def _check_samples(S: object) -> int:
@@ -497,7 +504,9 @@ class AdaGVAE(BaseAutoencoder):
             else:
                 z = mu_a.unsqueeze(1).expand(-1, S, -1)
             outputs.append(VAEOutput(x_hat=self.vae._decode(z).x_hat, z=z, mu=mu_a, log_var=lv_a))
-        return AdaGVAEOutput(output1=outputs[0], output2=outputs[1])
+        result = AdaGVAEOutput(output1=outputs[0], output2=outputs[1])
+        result.shared_mask = shared
+        return result
 
     def compute_loss(
         self,
@@ -519,14 +528,18 @@ class AdaGVAE(BaseAutoencoder):
         LossResult
             Diagnostics ``elbo`` (sum of the two true ELBOs), ``log_likelihood_x1``,
             ``log_likelihood_x2``, ``kl_divergence_x1``, ``kl_divergence_x2`` and
-            ``shared_dims`` (mean number of dimensions whose adapted posteriors
-            coincide in the two views, i.e. the shared ones).
+            ``shared_dims`` (mean number of shared dimensions per pair, from
+            ``output.shared_mask``; for an output built by hand, the dimensions whose
+            adapted posteriors coincide).
         """
         x1, x2 = self._split_pair(x)
         r1 = self.vae.compute_loss(x1, output.output1, beta=beta, likelihood=likelihood, free_bits=free_bits)
         r2 = self.vae.compute_loss(x2, output.output2, beta=beta, likelihood=likelihood, free_bits=free_bits)
         o1, o2 = output.output1, output.output2
-        shared = ((o1.mu == o2.mu) & (o1.log_var == o2.log_var)).sum(1).to(o1.mu.dtype).mean()
+        mask = output.shared_mask
+        if mask is None:
+            mask = (o1.mu == o2.mu) & (o1.log_var == o2.log_var)
+        shared = mask.sum(1).to(o1.mu.dtype).mean()
         d1, d2 = r1.diagnostics, r2.diagnostics
         diagnostics = {
             "elbo": d1["elbo"] + d2["elbo"],

@@ -1,0 +1,329 @@
+"""MNIST as in-memory tensors, and a fast loader over tensors already in memory.
+
+MNIST is small enough (60,000 x 784 bytes) to live on the compute device as one
+tensor. Iterating over such tensors with :class:`TensorLoader` avoids the per-sample
+Python work of ``DataLoader(MNIST(transform=ToTensor()))``, which is several times
+slower for the small models of this book.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from autoencoders.utils import data_root, get_device
+
+__all__ = ["MNISTData", "load_mnist", "TensorLoader"]
+
+# Seconds a single network operation of an MNIST download attempt may block. An
+# offline machine should fail fast instead of waiting on the OS default (minutes).
+DOWNLOAD_TIMEOUT_S = 10.0
+
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class MNISTData:
+    """MNIST images and labels held in memory.
+
+    Attributes
+    ----------
+    images : torch.Tensor
+        ``[N, 1, 28, 28]`` float32 in ``[0, 1]`` (exactly ``{0, 1}`` when binarized).
+    labels : torch.Tensor
+        ``[N]`` int64 digit labels in ``0..9``.
+    root : pathlib.Path
+        The data root the files were read from.
+    train : bool
+        ``True`` for the training split, ``False`` for the test split.
+    binarized : bool
+        Whether ``images`` is a binarized sample (see :func:`load_mnist`).
+
+    ``len(data)`` is ``N``, the number of images actually loaded; it is printed by the
+    ``repr`` so that a notebook shows how much data it used.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    root: Path
+    train: bool
+    binarized: bool = False
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        split = "train" if self.train else "test"
+        return (
+            f"MNISTData(split={split!r}, N={len(self):,}, "
+            f"images=[{', '.join(map(str, self.images.shape))}] {self.images.dtype} "
+            f"on {self.images.device}, binarized={self.binarized}, root='{self.root}')"
+        )
+
+
+def _missing_files_message(root: Path, reason: str) -> str:
+    raw = root / "MNIST" / "raw"
+    files = ", ".join(_MNIST_FILES)
+    return (
+        f"MNIST not found under the data root {str(root)!r} ({reason}). Provide the "
+        f"uncompressed IDX files in torchvision's layout {str(raw)!r} ({files}), then "
+        "set the environment variable AUTOENCODERS_DATA to the root folder or pass "
+        "root=... to load_mnist."
+    )
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    # torchvision's downloader uses urllib without a timeout, i.e. the process-wide
+    # socket default. Setting it is global (not thread-safe), so restore it promptly.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _open_mnist(root: Path, train: bool, download: bool):
+    from torchvision.datasets import MNIST
+
+    try:
+        return MNIST(str(root), train=train, download=False)
+    except RuntimeError as err:  # torchvision: "Dataset not found. You can use download=True"
+        if not download:
+            raise FileNotFoundError(
+                _missing_files_message(root, "download=False was given")
+            ) from err
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            return MNIST(str(root), train=train, download=True)
+    except Exception as err:  # URLError, HTTPError, socket timeouts, checksum errors
+        raise FileNotFoundError(
+            _missing_files_message(
+                root, f"the download failed, probably offline: {type(err).__name__}: {err}"
+            )
+        ) from err
+
+
+def load_mnist(
+    root: str | os.PathLike | None = None,
+    train: bool = True,
+    binarize: bool = False,
+    download: bool = True,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+) -> MNISTData:
+    r"""Load an MNIST split as in-memory tensors through ``torchvision.datasets.MNIST``.
+
+    The uint8 pixel tensor is converted in one operation, :math:`x = u / 255`, without a
+    per-sample transform.
+
+    With ``binarize=True`` the images are **dynamically binarized** once, with a seed:
+    every pixel becomes an independent Bernoulli draw with its intensity as the
+    probability,
+
+    .. math::
+
+        \tilde x_{ij} \sim \operatorname{Bernoulli}(x_{ij}), \qquad
+        \mathbb{E}[\tilde x_{ij}] = x_{ij},
+
+    drawn from ``torch.Generator().manual_seed(seed)`` on the CPU, so that the same seed
+    gives the same copy on every device. Pixels of intensity 0 stay 0 and pixels of
+    intensity 1 stay 1. For a fresh binarization every epoch, load the grey-level data
+    and call ``torch.bernoulli`` on each batch instead.
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        Data root in torchvision's layout (``root/MNIST/raw/...``). Resolved by
+        :func:`autoencoders.utils.data_root`: this argument, then
+        ``$AUTOENCODERS_DATA``, then ``~/.cache/autoencoders``.
+    train : bool, default True
+        Training split (60,000 images in the official set; the offline copy used by
+        the tests has 19,690) or test split (10,000).
+    binarize : bool, default False
+        Return a dynamically binarized sample (see above) instead of grey levels.
+    download : bool, default True
+        Try torchvision's download when the files are missing. Each network operation
+        of the attempt times out after ``DOWNLOAD_TIMEOUT_S`` seconds.
+    device : str or torch.device, optional
+        Where to put the tensors (validated by :func:`autoencoders.utils.get_device`).
+        ``None`` keeps them on the CPU.
+    seed : int, default 0
+        Seed of the binarization; ignored when ``binarize=False``.
+
+    Returns
+    -------
+    MNISTData
+        ``images [N, 1, 28, 28]`` float32, ``labels [N]`` int64, ``root``, ``train``.
+        ``len(result)`` is ``N``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the files are missing and ``download=False``, or the download fails. The
+        message names the root searched and how to provide the files; the original
+        error is chained.
+    ValueError
+        On an argument of the wrong type (e.g. a negative ``seed``).
+    """
+    for name, value in (("train", train), ("binarize", binarize), ("download", download)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be a bool, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    target = get_device(device) if device is not None else torch.device("cpu")
+    root_path = data_root(root)
+
+    dataset = _open_mnist(root_path, train, download)
+    images = dataset.data.unsqueeze(1).to(torch.float32).div_(255.0)
+    labels = dataset.targets.to(torch.int64)
+    if binarize:
+        gen = torch.Generator().manual_seed(int(seed))
+        images = torch.bernoulli(images, generator=gen)
+    return MNISTData(
+        images=images.to(target),
+        labels=labels.to(target),
+        root=root_path,
+        train=train,
+        binarized=binarize,
+    )
+
+
+class TensorLoader:
+    """Minibatches over tensors already in memory (CPU or GPU), without ``DataLoader``.
+
+    Each epoch (each ``iter(loader)``) draws one permutation with ``torch.randperm``
+    and yields, for every batch, a tuple with one ``index_select`` per tensor. With
+    ``shuffle=False`` the batches are slices (views) in the original order. There is no
+    per-sample Python work, no worker processes and no collation.
+
+    Parameters
+    ----------
+    *tensors : torch.Tensor
+        One or more tensors with the same first dimension ``N`` and on the same device,
+        e.g. ``images [N, 1, 28, 28]`` and ``labels [N]``.
+    batch_size : int
+        Batch size ``B`` (keyword only).
+    shuffle : bool, default True
+        Draw a new permutation every epoch.
+    drop_last : bool, default False
+        Drop the last batch when it has fewer than ``B`` rows.
+    generator : torch.Generator, optional
+        Source of the permutations; makes the epoch order reproducible. The permutation
+        is drawn on the generator's device and then moved to the tensors' device, so a
+        CPU generator also drives GPU tensors and gives the same order on every device.
+        Without a generator, torch's global RNG of the tensors' device is used.
+
+    Yields
+    ------
+    tuple of torch.Tensor
+        One batch per tensor, ``[B, ...]`` (the last one smaller unless ``drop_last``).
+        Always a tuple, also for one tensor: ``for (x,) in TensorLoader(images, ...)``.
+
+    Raises
+    ------
+    ValueError
+        On no tensors, tensors with different first dimensions or devices, an empty
+        dataset, a non-positive ``batch_size``, or ``drop_last=True`` with
+        ``batch_size > N`` (an epoch without batches).
+    TypeError
+        If an argument has the wrong type.
+    """
+
+    def __init__(
+        self,
+        *tensors: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not tensors:
+            raise ValueError("TensorLoader needs at least one tensor, got none")
+        for i, t in enumerate(tensors):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"tensors[{i}] must be a torch.Tensor, got {type(t).__name__}")
+            if t.dim() == 0:
+                raise ValueError(f"tensors[{i}] must have a first (sample) dimension, got a scalar")
+        sizes = [t.shape[0] for t in tensors]
+        if len(set(sizes)) != 1:
+            shapes = ", ".join(str(list(t.shape)) for t in tensors)
+            raise ValueError(
+                f"all tensors must have the same first dimension, got shapes {shapes}"
+            )
+        devices = {t.device for t in tensors}
+        if len(devices) != 1:
+            raise ValueError(
+                f"all tensors must be on the same device, got {sorted(map(str, devices))}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {value!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+        n = int(sizes[0])
+        if n == 0:
+            raise ValueError("tensors must have at least one row, got N = 0")
+        if drop_last and batch_size > n:
+            raise ValueError(
+                f"drop_last=True with batch_size={batch_size} > N={n} would give epochs "
+                "without any batch; lower batch_size or set drop_last=False"
+            )
+        self.tensors = tensors
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = generator
+        self.num_samples = n
+        self.device = tensors[0].device
+
+    def __len__(self) -> int:
+        """Number of batches per epoch."""
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def _permutation(self) -> torch.Tensor:
+        if self.generator is None:
+            return torch.randperm(self.num_samples, device=self.device)
+        perm = torch.randperm(
+            self.num_samples, generator=self.generator, device=self.generator.device
+        )
+        return perm.to(self.device, non_blocking=True)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        stop = len(self) * self.batch_size
+        if self.shuffle:
+            perm = self._permutation()
+            for start in range(0, stop, self.batch_size):
+                idx = perm[start : start + self.batch_size]
+                yield tuple(t.index_select(0, idx) for t in self.tensors)
+        else:
+            for start in range(0, stop, self.batch_size):
+                yield tuple(t[start : start + self.batch_size] for t in self.tensors)
+
+    def __repr__(self) -> str:
+        return (
+            f"TensorLoader(N={self.num_samples:,}, batch_size={self.batch_size}, "
+            f"batches={len(self)}, shuffle={self.shuffle}, drop_last={self.drop_last}, "
+            f"device={self.device})"
+        )
+
+
+# Procedural dSprites-like data and weak-supervision pairs live in autoencoders.dsprites

@@ -1,0 +1,241 @@
+"""Shapes, parameter counts and argument checks of the reference networks.
+
+Every expected parameter count is written out from the layer sizes
+(``in * out + out`` for a linear layer, ``c_in * c_out * k * k + c_out`` for a
+(transposed) convolution), independently of the code under test.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+from autoencoders.nets import (
+    ConvDecoder28,
+    ConvDecoder64,
+    ConvEncoder28,
+    ConvEncoder64,
+    MLPDecoder,
+    MLPEncoder,
+    count_parameters,
+)
+
+
+def linear(n_in: int, n_out: int) -> int:
+    return n_in * n_out + n_out
+
+
+def conv(c_in: int, c_out: int, k: int = 4) -> int:
+    return c_in * c_out * k * k + c_out
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# ------------------------------------------------------------------ parameter counts
+
+MLP_FEATURES = linear(784, 400)
+CONV28_FEATURES = conv(1, 32) + conv(32, 64) + linear(64 * 7 * 7, 256)
+CONV64_FEATURES = conv(1, 32) + conv(32, 32) + conv(32, 64) + conv(64, 64) + linear(1024, 256)
+
+
+def test_hand_computed_counts_match_the_docstring_numbers():
+    # The docstrings quote these numbers; keep the two in step.
+    assert MLP_FEATURES == 314_000
+    assert CONV28_FEATURES == 836_448
+    assert CONV64_FEATURES == 377_792
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: MLPEncoder(), MLP_FEATURES),
+        (lambda: MLPEncoder(latent_dim=20), MLP_FEATURES + linear(400, 20)),
+        (lambda: MLPEncoder(hidden=(512, 256), latent_dim=8),
+         linear(784, 512) + linear(512, 256) + linear(256, 8)),
+        (lambda: MLPEncoder(hidden=(), latent_dim=8), linear(784, 8)),
+        (lambda: MLPDecoder(20), linear(20, 400) + linear(400, 784)),
+        (lambda: MLPDecoder(2, hidden=(256, 512)),
+         linear(2, 256) + linear(256, 512) + linear(512, 784)),
+        (lambda: MLPDecoder(8, hidden=()), linear(8, 784)),
+        (lambda: ConvEncoder28(), CONV28_FEATURES),
+        (lambda: ConvEncoder28(10), CONV28_FEATURES + linear(256, 10)),
+        (lambda: ConvDecoder28(10),
+         linear(10, 256) + linear(256, 3136) + conv(64, 32) + conv(32, 1)),
+        (lambda: ConvEncoder64(), CONV64_FEATURES),
+        (lambda: ConvEncoder64(10), CONV64_FEATURES + linear(256, 10)),
+        (lambda: ConvDecoder64(10),
+         linear(10, 256) + linear(256, 1024)
+         + conv(64, 64) + conv(64, 32) + conv(32, 32) + conv(32, 1)),
+    ],
+)  # fmt: skip
+def test_parameter_count(make, expected):
+    net = make()
+    assert n_params(net) == expected
+    assert count_parameters(net) == expected
+
+
+def test_docstring_counts_for_default_settings():
+    assert n_params(MLPEncoder(latent_dim=20)) == 322_020
+    assert n_params(MLPDecoder(20)) == 322_784
+    assert n_params(ConvEncoder28(10)) == 839_018
+    assert n_params(ConvDecoder28(10)) == 842_081
+    assert n_params(ConvEncoder64(10)) == 380_362
+    assert n_params(ConvDecoder64(10)) == 381_313
+
+
+def test_count_parameters_trainable_only_and_lazy():
+    net = MLPEncoder(latent_dim=3)
+    net.net[1].weight.requires_grad_(False)
+    assert count_parameters(net, trainable_only=True) == MLP_FEATURES + linear(400, 3) - 784 * 400
+    with pytest.raises(ValueError, match="uninitialised"):
+        count_parameters(nn.LazyLinear(3))
+
+
+# ---------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize(
+    ("encoder", "x_shape", "out"),
+    [
+        (MLPEncoder(), (5, 1, 28, 28), 400),
+        (MLPEncoder(latent_dim=7), (5, 1, 28, 28), 7),
+        (MLPEncoder(in_shape=(3, 8, 8), hidden=(16, 32)), (5, 3, 8, 8), 32),
+        (MLPEncoder(in_shape=(10,), hidden=(), latent_dim=2), (5, 10), 2),
+        (ConvEncoder28(), (5, 1, 28, 28), 256),
+        (ConvEncoder28(4), (5, 1, 28, 28), 4),
+        (ConvEncoder28(in_channels=3, hidden=32), (5, 3, 28, 28), 32),
+        (ConvEncoder64(), (5, 1, 64, 64), 256),
+        (ConvEncoder64(6), (5, 1, 64, 64), 6),
+    ],
+)
+def test_encoder_output_shape(encoder, x_shape, out):
+    h = encoder(torch.rand(x_shape))
+    assert h.shape == (x_shape[0], out)
+    assert encoder.out_features == out
+    assert encoder.in_shape == x_shape[1:]
+
+
+@pytest.mark.parametrize("encoder", [MLPEncoder(), ConvEncoder28(), ConvEncoder64()])
+def test_feature_role_ends_in_the_activation(encoder):
+    # Softplus features are strictly positive, ReLU features non-negative; a linear last
+    # layer would give negative values for some inputs.
+    h = encoder(torch.randn(16, *encoder.in_shape))
+    assert encoder.latent_dim is None
+    assert h.min() >= 0
+    assert not isinstance(encoder.net[-1], nn.Linear)
+
+
+@pytest.mark.parametrize("encoder", [MLPEncoder(latent_dim=5), ConvEncoder28(5), ConvEncoder64(5)])
+def test_latent_role_ends_in_a_linear_layer(encoder):
+    last = encoder.net[-1]
+    assert isinstance(last, nn.Linear) and last.out_features == 5
+    assert encoder.latent_dim == 5
+
+
+@pytest.mark.parametrize(
+    ("decoder", "image_shape"),
+    [
+        (MLPDecoder(3), (1, 28, 28)),
+        (MLPDecoder(3, out_shape=(2, 5, 5), hidden=(8,)), (2, 5, 5)),
+        (ConvDecoder28(3), (1, 28, 28)),
+        (ConvDecoder28(3, out_channels=3, hidden=16), (3, 28, 28)),
+        (ConvDecoder64(3), (1, 64, 64)),
+    ],
+)
+def test_decoder_output_shape_and_leading_dims(decoder, image_shape):
+    z = torch.randn(4, 3)
+    x_hat = decoder(z)
+    assert x_hat.shape == (4, *image_shape)
+    # [B, S, D] gives [B, S, *image] and the same values as the flattened batch.
+    z3 = torch.randn(2, 5, 3)
+    x3 = decoder(z3)
+    assert x3.shape == (2, 5, *image_shape)
+    torch.testing.assert_close(x3.reshape(10, *image_shape), decoder(z3.reshape(10, 3)))
+
+
+def test_decoder_has_no_final_activation():
+    # Logits/means must be free to be negative and above one.
+    torch.manual_seed(0)
+    for decoder in (MLPDecoder(2), ConvDecoder28(2), ConvDecoder64(2)):
+        x_hat = decoder(10 * torch.randn(64, 2))
+        assert x_hat.min() < 0
+        assert not isinstance(decoder.net[-1], nn.ReLU | nn.Sigmoid | nn.Softplus)
+
+
+def test_activation_factory_is_used_for_every_hidden_layer():
+    enc = MLPEncoder(hidden=(8, 8, 8), activation=functools.partial(nn.LeakyReLU, 0.2))
+    acts = [m for m in enc.modules() if isinstance(m, nn.LeakyReLU)]
+    assert len(acts) == 3 and all(a.negative_slope == 0.2 for a in acts)
+    assert len({id(a) for a in acts}) == 3
+    dec = ConvDecoder64(2, activation=nn.ELU)
+    assert sum(isinstance(m, nn.ELU) for m in dec.modules()) == 5
+
+
+def test_mlp_encoder_flattens_in_row_major_order():
+    # A linear encoder is W vec(x) + b with vec = torch.flatten order.
+    enc = MLPEncoder(in_shape=(2, 3), hidden=(), latent_dim=4)
+    x = torch.randn(5, 2, 3)
+    w, b = enc.net[-1].weight, enc.net[-1].bias
+    torch.testing.assert_close(enc(x), x.reshape(5, 6) @ w.T + b)
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "8", True])
+@pytest.mark.parametrize("cls", [MLPEncoder, ConvEncoder28, ConvEncoder64])
+def test_encoder_rejects_bad_latent_dim(cls, bad):
+    with pytest.raises(ValueError, match="latent_dim"):
+        cls(latent_dim=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, None, False])
+@pytest.mark.parametrize("cls", [MLPDecoder, ConvDecoder28, ConvDecoder64])
+def test_decoder_rejects_bad_latent_dim(cls, bad):
+    with pytest.raises(ValueError, match="latent_dim"):
+        cls(bad)
+
+
+def test_bad_sizes_and_activations_raise():
+    with pytest.raises(ValueError, match="hidden"):
+        MLPEncoder(hidden=(400, 0))
+    with pytest.raises(ValueError, match="in_shape"):
+        MLPEncoder(in_shape=())
+    with pytest.raises(ValueError, match=r"hidden=\(\)"):
+        MLPEncoder(hidden=())
+    with pytest.raises(ValueError, match="out_shape"):
+        MLPDecoder(2, out_shape=(1, -28, 28))
+    with pytest.raises(ValueError, match="in_channels"):
+        ConvEncoder64(in_channels=0)
+    with pytest.raises(ValueError, match="hidden"):
+        ConvDecoder28(2, hidden=-1)
+    with pytest.raises(TypeError, match="instance"):
+        MLPEncoder(activation=nn.ReLU())
+    with pytest.raises(TypeError, match="nn.Module"):
+        MLPEncoder(activation=lambda: torch.relu)
+
+
+@pytest.mark.parametrize(
+    ("net", "bad_shape", "message"),
+    [
+        (MLPEncoder(), (4, 784), r"\[B, 1, 28, 28\], got \[4, 784\]"),
+        (ConvEncoder28(), (4, 1, 64, 64), r"\[B, 1, 28, 28\], got \[4, 1, 64, 64\]"),
+        (ConvEncoder64(), (1, 64, 64), r"\[B, 1, 64, 64\], got \[1, 64, 64\]"),
+        (MLPDecoder(3), (4, 2), r"\[B, 3\] \(or \[..., 3\]\), got \[4, 2\]"),
+        (ConvDecoder28(3), (3,), r"got \[3\]"),
+        (ConvDecoder64(3), (4, 4), r"got \[4, 4\]"),
+    ],
+)
+def test_forward_rejects_wrong_shapes(net, bad_shape, message):
+    with pytest.raises(ValueError, match=message):
+        net(torch.zeros(bad_shape))
+
+
+def test_forward_rejects_non_tensors():
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        MLPEncoder()([[0.0]])

@@ -1,0 +1,1021 @@
+r"""Figures for autoencoders: image grids, reconstructions, samples, latent spaces.
+
+Every function returns a :class:`matplotlib.figure.Figure` and draws into an ``ax``
+(or ``fig``) you pass, so figures compose. Nothing here calls ``plt.show()``, so the
+module is safe on headless machines. Figures are created through :mod:`matplotlib.pyplot`;
+in a notebook, write ``fig = plot_samples(...)`` (or end the line with ``;``) so the
+inline backend does not display the figure twice.
+
+**What the images show.** Decoders output distribution *parameters* (see
+:mod:`autoencoders.loss`), so every function that decodes takes a required keyword
+``likelihood`` and shows :func:`~autoencoders.loss.distribution_mean` of the output:
+
+.. math::
+
+    \text{bernoulli: } \sigma(\hat x), \qquad
+    \text{continuous\_bernoulli: } \mathbb E_{\mathcal{CB}}[x \mid \hat x], \qquad
+    \text{gaussian, laplace: } \hat x.
+
+``likelihood=None`` shows the raw decoder output (grey levels span its min to max).
+A callable likelihood has no known mean: pass ``transform=f`` (for example
+``torch.sigmoid``) to say how to turn ``x_hat`` into an image.
+
+Image data are expected in :math:`[0, 1]`. Values outside saturate to black or white
+*for display only*: the array stored in the figure is the unclipped data.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import nn
+from torchvision.utils import make_grid
+
+from .loss import LikelihoodLike, LikelihoodType, distribution_mean, resolve_likelihood
+from .variational import VAE
+
+__all__ = [
+    "show_images",
+    "plot_reconstructions",
+    "plot_samples",
+    "plot_interpolation",
+    "interpolate_latents",
+    "plot_latent_traversal",
+    "plot_latent_2d",
+    "plot_decoded_grid",
+    "latent_explorer",
+]
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+_MAX_DISCRETE_LABELS = 20
+
+
+# ---------------------------------------------------------------------- model helpers
+@contextlib.contextmanager
+def _inference(model: nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode without gradients, then restore every module's flag."""
+    flags = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, flag in flags.items():
+            module.training = flag
+
+
+def _model_place(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and floating dtype of the model's first parameter (CPU float32 if none)."""
+    for tensor in model.parameters():
+        return tensor.device, tensor.dtype
+    return torch.device("cpu"), torch.get_default_dtype()
+
+
+def _check_model(model: Any) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    pending = model.unbuilt_modules() if hasattr(model, "unbuilt_modules") else []
+    if pending:
+        raise RuntimeError(
+            f"call model.build(x_sample) before plotting: lazy modules {pending} have no shapes yet"
+        )
+    return model
+
+
+def _latent_dim(model: nn.Module, latent_dim: int | None = None) -> int:
+    dim = latent_dim if latent_dim is not None else getattr(model, "latent_dim", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise TypeError(
+            f"{type(model).__name__} has no usable .latent_dim (got {dim!r}); use a VAE or "
+            "AdaGVAE, or pass latent_dim= explicitly for a deterministic AE"
+        )
+    return dim
+
+
+def _encode_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The code of ``x``: the posterior mean for VAEs, ``z`` for deterministic AEs."""
+    out = model.encode(x)
+    mu = getattr(out, "mu", None)
+    return out.z if mu is None else mu
+
+
+def _reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Decoder output for ``x`` at the posterior mean (VAE) or the code (AE)."""
+    net = model
+    if getattr(model, "paired", False):
+        net = getattr(model, "vae", None)
+        if net is None:
+            raise TypeError(f"paired model {type(model).__name__} has no .vae to reconstruct single images")
+    if isinstance(net, VAE):
+        x_hat = net(x, S=1, sample=False).x_hat[:, 0]
+    else:
+        x_hat = net(x).x_hat
+    if x_hat.shape != x.shape:
+        raise ValueError(
+            f"the reconstruction must have the shape of x = {list(x.shape)}, got {list(x_hat.shape)}"
+        )
+    return x_hat
+
+
+def _decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    device, dtype = _model_place(model)
+    return model.decode(z.to(device=device, dtype=dtype)).x_hat
+
+
+# ---------------------------------------------------------------------- display helpers
+def _display_transform(
+    likelihood: LikelihoodLike | None, transform: Transform | None
+) -> tuple[Transform, tuple[float, float] | None, str]:
+    """Return ``(f, vrange, description)``: how decoder outputs become images.
+
+    ``vrange`` is the grey-level range (``None``: the data's own min/max).
+    """
+    if transform is not None:
+        if not callable(transform):
+            raise TypeError(f"transform must be a callable x_hat -> image, got {type(transform).__name__}")
+        if likelihood is not None and not callable(likelihood):
+            raise ValueError(
+                f"pass either likelihood or transform, not both: got likelihood={likelihood!r} "
+                "and a transform"
+            )
+        name = getattr(transform, "__name__", type(transform).__name__)
+        return transform, (0.0, 1.0), f"{name}(x̂)"
+    if likelihood is None:
+        return (lambda t: t), None, "raw decoder output x̂"
+    kind = resolve_likelihood(likelihood)
+    if not isinstance(kind, LikelihoodType):
+        raise ValueError(
+            "likelihood is a callable, whose mean cannot be known; pass transform=... "
+            "(for example torch.sigmoid) or likelihood=None to show the raw output"
+        )
+    description = {
+        LikelihoodType.BERNOULLI: "sigmoid(x̂)",
+        LikelihoodType.CONTINUOUS_BERNOULLI: "continuous-Bernoulli mean of x̂",
+        LikelihoodType.GAUSSIAN: "Gaussian mean x̂",
+        LikelihoodType.LAPLACE: "Laplace location x̂",
+    }[kind]
+    return (lambda t: distribution_mean(t, kind)), (0.0, 1.0), description
+
+
+def _apply(transform: Transform, x_hat: torch.Tensor) -> torch.Tensor:
+    out = transform(x_hat)
+    if not isinstance(out, torch.Tensor) or out.shape != x_hat.shape:
+        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"transform must return a tensor of shape {list(x_hat.shape)}, got {got}")
+    return out.detach().cpu().float()
+
+
+def _as_images(images: Any, name: str = "images") -> torch.Tensor:
+    """Validate and return ``[N, C, H, W]`` float CPU images (``[N, H, W]`` gets ``C = 1``)."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(images).__name__}")
+    images = images.detach().cpu().float()
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.dim() != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:
+        raise ValueError(
+            f"{name} must have shape [N, C, H, W] with C in (1, 3) and N >= 1 (or [N, H, W]), "
+            f"got {list(images.shape)}; a decoder must output image-shaped tensors "
+            "(for example end it with nn.Unflatten)"
+        )
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{name} contains NaN or infinite values; they cannot be shown as grey levels")
+    return images
+
+
+def _value_range(images: torch.Tensor, vrange: tuple[float, float] | None) -> tuple[float, float]:
+    if vrange is not None:
+        return float(vrange[0]), float(vrange[1])
+    lo, hi = float(images.min()), float(images.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def _new_axes(ax: Axes | None, rows: int, cols: int, aspect: float = 1.0) -> Axes:
+    if ax is not None:
+        if not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
+        return ax
+    cell = min(0.9, 11.0 / max(cols, 1))
+    size = (cell * cols + 1.4, cell * rows * aspect + 1.4)  # room for a two-line title, x labels
+    _, new = plt.subplots(figsize=size, layout="constrained")
+    return new
+
+
+def _centres(count: int, size: int, padding: int) -> list[float]:
+    """Pixel coordinates of the centres of ``count`` grid cells of ``size`` pixels."""
+    return [padding + k * (size + padding) + (size - 1) / 2 for k in range(count)]
+
+
+def _draw_grid(
+    ax: Axes,
+    images: torch.Tensor,
+    nrow: int,
+    padding: int,
+    vrange: tuple[float, float] | None,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+) -> None:
+    """Draw ``images [N, C, H, W]`` as one ``make_grid`` mosaic with ``nrow`` per row."""
+    n, channels, height, width = images.shape
+    lo, hi = _value_range(images, vrange)
+    # White padding separates the cells whatever the grey-level range.
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=hi)
+    if channels == 1:
+        ax.imshow(grid[0].numpy(), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+    else:
+        rgb = ((grid - lo) / (hi - lo)).clamp(0.0, 1.0).permute(1, 2, 0).numpy()
+        ax.imshow(rgb, interpolation="nearest")
+    pad = 0 if n == 1 else padding  # make_grid returns a lone image without padding
+    ncols, nrows = min(nrow, n), math.ceil(n / nrow)
+    for side, labels, count, size in (("y", row_labels, nrows, height), ("x", col_labels, ncols, width)):
+        set_ticks = ax.set_yticks if side == "y" else ax.set_xticks
+        if labels is None:
+            set_ticks([])
+            continue
+        if len(labels) != count:
+            raise ValueError(f"expected {count} {'row' if side == 'y' else 'column'} labels, got {len(labels)}")
+        set_ticks(_centres(count, size, pad), [str(label) for label in labels])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+# ---------------------------------------------------------------------- images
+def show_images(
+    images: torch.Tensor | np.ndarray,
+    nrow: int = 8,
+    titles: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    padding: int = 2,
+    *,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    vrange: tuple[float, float] | None = (0.0, 1.0),
+) -> Figure:
+    """Show a batch of images as one grid (``torchvision.utils.make_grid``).
+
+    Parameters
+    ----------
+    images : torch.Tensor or numpy.ndarray
+        ``[N, C, H, W]`` with ``C`` in (1, 3), or ``[N, H, W]``; values in ``[0, 1]``.
+        Values outside ``vrange`` saturate on screen only (the stored array is not
+        clipped). Single-channel images use the ``gray`` colormap.
+    nrow : int, default 8
+        Images per row of the grid.
+    titles : sequence of str, optional
+        One title per image. When given, each image gets its own axes (a grid of
+        subplots, or of inset axes inside ``ax``) instead of a single mosaic.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is created otherwise.
+    title : str, optional
+        Title of the whole grid.
+    padding : int, default 2
+        Pixels between mosaic cells (white).
+    row_labels, col_labels : sequence of str, optional
+        Labels of the mosaic's rows and columns (ignored with ``titles``).
+    vrange : (float, float) or None, default (0, 1)
+        Grey levels shown as black and white; ``None`` uses the data's min and max.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn into (``ax.figure`` when ``ax`` is given).
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape, NaN or infinite values, or a ``titles`` list whose length is
+        not ``N``.
+    """
+    images = _as_images(images)
+    nrow = _check_int(nrow, "nrow", 1)
+    padding = _check_int(padding, "padding", 0)
+    n = images.shape[0]
+    aspect = images.shape[2] / images.shape[3]
+    if titles is None:
+        ax = _new_axes(ax, math.ceil(n / nrow), min(nrow, n), aspect)
+        _draw_grid(ax, images, nrow, padding, vrange, row_labels, col_labels)
+        if title is not None:
+            ax.set_title(title)
+        return ax.figure
+    if len(titles) != n:
+        raise ValueError(f"titles must have one entry per image ({n}), got {len(titles)}")
+    rows, cols = math.ceil(n / nrow), min(nrow, n)
+    lo, hi = _value_range(images, vrange)
+    if ax is None:
+        fig = plt.figure(figsize=(1.3 * cols + 0.4, 1.5 * rows * aspect + 0.5), layout="constrained")
+        cells = [fig.add_subplot(rows, cols, k + 1) for k in range(n)]
+        if title is not None:
+            fig.suptitle(title)
+    else:
+        fig = ax.figure
+        ax.set_axis_off()
+        w, h = 1.0 / cols, 1.0 / rows
+        cells = [
+            ax.inset_axes([(k % cols) * w, 1.0 - (k // cols + 1) * h, 0.9 * w, 0.8 * h])
+            for k in range(n)
+        ]
+        if title is not None:
+            ax.set_title(title)
+    for cell, image, label in zip(cells, images, titles):
+        if image.shape[0] == 1:
+            cell.imshow(image[0].numpy(), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        else:
+            cell.imshow(((image - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy())
+        cell.set_title(str(label), fontsize="small")
+        cell.set_axis_off()
+    return fig
+
+
+def plot_reconstructions(
+    model: nn.Module,
+    x: torch.Tensor,
+    n: int = 10,
+    *,
+    likelihood: LikelihoodLike | None,
+    transform: Transform | None = None,
+    inputs: torch.Tensor | None = None,
+    fig: Figure | None = None,
+    title: str | None = None,
+) -> Figure:
+    r"""Originals above their reconstructions, one labelled row each.
+
+    The model runs in eval mode without gradients (its train/eval flags are restored
+    afterwards). A VAE reconstructs at the posterior mean, :math:`\hat x = g(\mu(x))`;
+    an AE uses :math:`g(f(x))`; an :class:`~autoencoders.variational.AdaGVAE` uses its
+    ``.vae``.
+
+    Parameters
+    ----------
+    model : AE, VAE or AdaGVAE
+        A built model.
+    x : torch.Tensor
+        Images ``[B, C, H, W]`` in ``[0, 1]``; the first ``n`` are shown.
+    n : int, default 10
+        Number of images (at most ``B``).
+    likelihood : str or None
+        The decoder's observation model (required; see the module docstring).
+    transform : callable, optional
+        Explicit ``x_hat -> image`` map, for callable likelihoods.
+    inputs : torch.Tensor, optional
+        What the model is fed instead of ``x`` (for example noisy copies, same shape).
+        The rows are then ``'clean'``, ``'input (noisy)'`` and ``'reconstruction'``.
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        Where to add one axes per row.
+    title : str, optional
+        Defaults to a title naming the compared rows and the display transform.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig`` when given, else a new figure with one axes per row.
+    """
+    model = _check_model(model)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    n = _check_int(n, "n", 1)
+    if n > x.shape[0]:
+        raise ValueError(f"n must be at most the batch size of x ({x.shape[0]}), got n={n}")
+    f, vrange, shown = _display_transform(likelihood, transform)
+    x = x[:n]
+    if inputs is not None:
+        if not isinstance(inputs, torch.Tensor) or inputs.shape[1:] != x.shape[1:] or inputs.shape[0] < n:
+            got = list(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+            raise ValueError(f"inputs must be a tensor of shape [>= {n}, *{list(x.shape[1:])}], got {got}")
+        inputs = inputs[:n]
+    fed = x if inputs is None else inputs
+    device, _ = _model_place(model)
+    with _inference(model):
+        x_hat = _reconstruct(model, fed.to(device))
+    # (row label, images, grey-level range): data rows are images in [0, 1].
+    if inputs is None:
+        rows = [("original", _as_images(x, "x"), (0.0, 1.0))]
+    else:
+        rows = [("clean", _as_images(x, "x"), (0.0, 1.0)), ("input (noisy)", _as_images(inputs, "inputs"), (0.0, 1.0))]
+    rows.append(("reconstruction", _as_images(_apply(f, x_hat), "reconstruction"), vrange))
+    if fig is None:
+        width = min(0.9 * n + 1.6, 13.0)
+        fig = plt.figure(figsize=(width, len(rows) * (width - 1.6) / n + 0.7), layout="constrained")
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for ax, (label, images, rng) in zip(axes, rows):
+        _draw_grid(ax, images, n, 2, rng, row_labels=[label])
+    fig.suptitle(title if title is not None else f"{' vs. '.join(r[0] for r in rows).capitalize()}\n(shown: {shown})")
+    return fig
+
+
+# ---------------------------------------------------------------------- decoding
+def plot_samples(
+    model: nn.Module,
+    n: int = 64,
+    *,
+    likelihood: LikelihoodLike | None,
+    transform: Transform | None = None,
+    nrow: int = 8,
+    generator: torch.Generator | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    r"""Decode ``n`` draws from the prior, :math:`z \sim \mathcal N(0, I)`, :math:`\hat x = g(z)`.
+
+    ``z`` is drawn on the CPU (with ``generator`` when given, so a seeded generator
+    reproduces the figure on any device) and then moved to the model's device.
+
+    Parameters
+    ----------
+    model : VAE or AdaGVAE
+        Any built model with ``.latent_dim`` and ``.decode``.
+    n : int, default 64
+        Number of samples.
+    likelihood : str or None
+        The decoder's observation model (required).
+    transform : callable, optional
+        Explicit ``x_hat -> image`` map.
+    nrow : int, default 8
+        Images per row.
+    generator : torch.Generator, optional
+        A CPU generator.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+    title : str, optional
+        Defaults to one naming the prior and the display transform.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    TypeError
+        For models without ``.latent_dim`` (a deterministic AE has no prior).
+    """
+    model = _check_model(model)
+    n = _check_int(n, "n", 1)
+    nrow = _check_int(nrow, "nrow", 1)
+    dim = _latent_dim(model)
+    f, vrange, shown = _display_transform(likelihood, transform)
+    z = torch.randn(n, dim, generator=generator)
+    with _inference(model):
+        images = _as_images(_apply(f, _decode(model, z)), "decoded samples")
+    ax = _new_axes(ax, math.ceil(n / nrow), min(n, nrow), images.shape[2] / images.shape[3])
+    _draw_grid(ax, images, nrow, 2, vrange)
+    ax.set_title(title if title is not None else f"{n} samples from the prior z ~ N(0, I)\n(shown: {shown})")
+    return ax.figure
+
+
+def interpolate_latents(
+    z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str = "linear"
+) -> torch.Tensor:
+    r"""Points on a path from ``z_a`` to ``z_b`` at ``t = 0, 1/(steps-1), ..., 1``.
+
+    .. math::
+
+        \text{linear:}\quad z(t) = (1 - t)\, z_a + t\, z_b \\
+        \text{slerp:}\quad z(t) = \frac{\sin((1-t)\,\Omega)}{\sin\Omega}\, z_a
+            + \frac{\sin(t\,\Omega)}{\sin\Omega}\, z_b, \qquad
+            \cos\Omega = \frac{z_a \cdot z_b}{\lVert z_a\rVert\,\lVert z_b\rVert}
+
+    Spherical interpolation (White, 2016, "Sampling generative networks") follows a
+    great circle: for codes of equal norm every point keeps that norm, whereas the
+    linear midpoint of two independent draws from :math:`\mathcal N(0, I_D)` has about
+    :math:`1/\sqrt 2` of their norm for large :math:`D`, a norm the prior rarely
+    produces. When :math:`\sin\Omega \approx 0` (parallel or anti-parallel codes, or
+    a zero code) the great circle is undefined and the linear path is used for that pair.
+
+    Parameters
+    ----------
+    z_a, z_b : torch.Tensor
+        Codes ``[K, D]`` (or ``[D]``), equal shapes.
+    steps : int
+        Number of points, ``>= 2`` (both ends included).
+    method : {'linear', 'slerp'}
+
+    Returns
+    -------
+    torch.Tensor
+        ``[K, steps, D]`` (``[steps, D]`` for 1-D inputs).
+    """
+    steps = _check_int(steps, "steps", 2)
+    if method not in ("linear", "slerp"):
+        raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
+    if not isinstance(z_a, torch.Tensor) or not isinstance(z_b, torch.Tensor):
+        raise TypeError(f"z_a and z_b must be tensors, got {type(z_a).__name__} and {type(z_b).__name__}")
+    if z_a.shape != z_b.shape or z_a.dim() not in (1, 2):
+        raise ValueError(f"z_a and z_b must both be [K, D] or [D], got {list(z_a.shape)} and {list(z_b.shape)}")
+    single = z_a.dim() == 1
+    a, b = (z_a.unsqueeze(0), z_b.unsqueeze(0)) if single else (z_a, z_b)
+    t = torch.linspace(0.0, 1.0, steps, dtype=a.dtype, device=a.device).view(1, steps, 1)
+    a, b = a.unsqueeze(1), b.unsqueeze(1)
+    path = (1 - t) * a + t * b
+    if method == "slerp":
+        norms = a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True)
+        cos = ((a * b).sum(-1, keepdim=True) / norms.clamp_min(1e-12)).clamp(-1.0, 1.0)
+        omega = torch.arccos(cos)
+        sin = torch.sin(omega)
+        ok = (sin.abs() > 1e-6) & (norms > 0)
+        safe = torch.where(ok, sin, torch.ones_like(sin))
+        spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / safe
+        path = torch.where(ok, spherical, path)
+    return path[0] if single else path
+
+
+def _image_pair(x_a: Any, x_b: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    for name, value in (("x_a", x_a), ("x_b", x_b)):
+        if not isinstance(value, torch.Tensor) or value.dim() not in (3, 4):
+            got = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be an image [C, H, W] or a batch [K, C, H, W], got {got}")
+    if x_a.shape != x_b.shape:
+        raise ValueError(f"x_a and x_b must have equal shapes, got {list(x_a.shape)} and {list(x_b.shape)}")
+    if x_a.dim() == 3:
+        return x_a.unsqueeze(0), x_b.unsqueeze(0)
+    return x_a, x_b
+
+
+def plot_interpolation(
+    model: nn.Module,
+    x_a: torch.Tensor,
+    x_b: torch.Tensor,
+    steps: int = 10,
+    *,
+    likelihood: LikelihoodLike | None,
+    transform: Transform | None = None,
+    method: str = "linear",
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    r"""Decode a path in latent space between the codes of ``x_a`` and ``x_b``.
+
+    Both images are encoded in eval mode (VAE: :math:`z = \mu(x)`, AE: :math:`z = f(x)`),
+    interpolated with :func:`interpolate_latents` and decoded. One row per pair,
+    columns labelled by :math:`t`.
+
+    Parameters
+    ----------
+    model : AE, VAE or AdaGVAE
+    x_a, x_b : torch.Tensor
+        One image ``[C, H, W]`` each, or batches ``[K, C, H, W]`` of pairs.
+    steps : int, default 10
+        Points on the path including both ends (``>= 2``).
+    likelihood : str or None
+        The decoder's observation model (required).
+    transform : callable, optional
+    method : {'linear', 'slerp'}, default 'linear'
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    model = _check_model(model)
+    steps = _check_int(steps, "steps", 2)
+    if method not in ("linear", "slerp"):
+        raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
+    x_a, x_b = _image_pair(x_a, x_b)
+    f, vrange, shown = _display_transform(likelihood, transform)
+    device, _ = _model_place(model)
+    with _inference(model):
+        z_a = _encode_mean(model, x_a.to(device))
+        z_b = _encode_mean(model, x_b.to(device))
+        path = interpolate_latents(z_a, z_b, steps, method)
+        x_hat = _decode(model, path.reshape(-1, path.shape[-1]))
+    images = _as_images(_apply(f, x_hat), "decoded path")
+    k = x_a.shape[0]
+    ax = _new_axes(ax, k, steps, images.shape[2] / images.shape[3])
+    ts = np.linspace(0.0, 1.0, steps)
+    _draw_grid(ax, images, steps, 2, vrange, [f"pair {i + 1}" for i in range(k)], [f"{t:.2f}" for t in ts])
+    ax.set_xlabel("interpolation weight t (0: code of x_a, 1: code of x_b)")
+    ax.set_title(title if title is not None else f"{method} interpolation in latent space\n(shown: {shown})")
+    return ax.figure
+
+
+def _single_code(model: nn.Module, x: torch.Tensor | None, latent_dim: int | None) -> torch.Tensor:
+    """The ``[D]`` code of one image ``x`` ([C, H, W] or [1, C, H, W]); zeros for ``None``."""
+    if x is None:
+        return torch.zeros(_latent_dim(model, latent_dim))
+    if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4) or (x.dim() == 4 and x.shape[0] != 1):
+        got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be one image [C, H, W] or [1, C, H, W], got {got}")
+    device, _ = _model_place(model)
+    batch = x.unsqueeze(0) if x.dim() == 3 else x
+    return _encode_mean(model, batch.to(device))[0].cpu()
+
+
+def _traversal_images(
+    model: nn.Module, base: torch.Tensor, dims: Sequence[int], values: torch.Tensor, f: Transform
+) -> torch.Tensor:
+    """Decode ``base`` with ``z_j`` set to each value: ``[len(dims) * len(values), C, H, W]``."""
+    codes = base.repeat(len(dims), len(values), 1)  # [rows, cols, D]
+    for row, j in enumerate(dims):
+        codes[row, :, j] = values.to(codes.dtype)
+    return _as_images(_apply(f, _decode(model, codes.reshape(-1, base.shape[0]))), "decoded traversal")
+
+
+def _check_dims(dims: Sequence[int] | None, dim: int, name: str = "dims") -> list[int]:
+    if dims is None:
+        return list(range(dim))
+    dims = [int(j) if isinstance(j, int | np.integer) and not isinstance(j, bool) else j for j in dims]
+    bad = [j for j in dims if not isinstance(j, int) or not 0 <= j < dim]
+    if bad or not dims:
+        raise ValueError(f"{name} must be a non-empty list of ints in [0, {dim}), got {dims!r}")
+    return dims
+
+
+def plot_latent_traversal(
+    model: nn.Module,
+    x: torch.Tensor | None,
+    dims: Sequence[int] | None = None,
+    values: torch.Tensor | Sequence[float] | None = None,
+    *,
+    likelihood: LikelihoodLike | None,
+    transform: Transform | None = None,
+    dim_labels: Sequence[str] | None = None,
+    latent_dim: int | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    r"""Vary one latent dimension at a time around the code of ``x``.
+
+    Row :math:`j` decodes :math:`z` with :math:`z_j` **set** to each value (the other
+    coordinates keep the code of ``x``: :math:`\mu(x)` for a VAE). Values are absolute
+    positions, which for a VAE are in units of the prior's standard deviation.
+
+    Parameters
+    ----------
+    model : AE, VAE or AdaGVAE
+    x : torch.Tensor or None
+        One image ``[C, H, W]`` or ``[1, C, H, W]``; ``None`` starts from :math:`z = 0`
+        (then ``model.latent_dim`` or ``latent_dim`` gives :math:`D`).
+    dims : sequence of int, optional
+        Latent dimensions to traverse, one row each; all by default.
+    values : tensor or sequence of float, optional
+        Column values, default ``torch.linspace(-3, 3, 9)``.
+    likelihood : str or None
+        The decoder's observation model (required).
+    transform : callable, optional
+    dim_labels : sequence of str, optional
+        Row labels (for example the factor each dimension captures); default
+        ``'$z_{j}$'``.
+    latent_dim : int, optional
+        :math:`D` for ``x=None`` with models lacking ``.latent_dim``.
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    model = _check_model(model)
+    f, vrange, shown = _display_transform(likelihood, transform)
+    values = torch.linspace(-3.0, 3.0, 9) if values is None else torch.as_tensor(values, dtype=torch.float32)
+    if values.dim() != 1 or values.numel() < 1:
+        raise ValueError(f"values must be a non-empty 1-D sequence, got shape {list(values.shape)}")
+    with _inference(model):
+        base = _single_code(model, x, latent_dim)
+        dims = _check_dims(dims, base.shape[0])
+        if dim_labels is not None and len(dim_labels) != len(dims):
+            raise ValueError(f"dim_labels must have one entry per traversed dim ({len(dims)}), got {len(dim_labels)}")
+        images = _traversal_images(model, base, dims, values, f)
+    labels = list(dim_labels) if dim_labels is not None else [f"$z_{{{j}}}$" for j in dims]
+    ax = _new_axes(ax, len(dims), len(values), images.shape[2] / images.shape[3])
+    _draw_grid(ax, images, len(values), 2, vrange, labels, [f"{v:.3g}" for v in values.tolist()])
+    ax.set_xlabel("value of the traversed latent coordinate")
+    ax.set_ylabel("traversed dimension")
+    origin = "z = 0" if x is None else "the code of x"
+    ax.set_title(title if title is not None else f"Latent traversal around {origin}\n(shown: {shown})")
+    return ax.figure
+
+
+def plot_decoded_grid(
+    model: nn.Module,
+    *,
+    likelihood: LikelihoodLike | None,
+    transform: Transform | None = None,
+    n: int = 15,
+    span: float | None = None,
+    dims: tuple[int, int] = (0, 1),
+    latent_dim: int | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    r"""Decode a regular ``n x n`` grid over two latent dimensions (the "manifold" figure).
+
+    By default the coordinates are prior quantiles :cite:p:`kingma2013auto`,
+
+    .. math::
+
+        z_{(k)} = \Phi^{-1}(p_k), \qquad p_k = 0.05 + 0.9\,\tfrac{k}{n-1},
+        \quad k = 0, \dots, n - 1,
+
+    so the grid covers the central 90% of :math:`\mathcal N(0, 1)` per axis with equal
+    prior mass between neighbours; ``span=s`` uses ``linspace(-s, s, n)`` instead. All
+    other coordinates are 0. Columns vary ``dims[0]`` left to right; rows vary
+    ``dims[1]``, increasing upwards as on a plot.
+
+    Parameters
+    ----------
+    model : VAE, AdaGVAE (or AE with ``latent_dim=``)
+    likelihood : str or None
+        The decoder's observation model (required).
+    transform : callable, optional
+    n : int, default 15
+        Grid points per axis (``>= 2``).
+    span : float, optional
+        Symmetric linear range instead of quantiles.
+    dims : (int, int), default (0, 1)
+        The two distinct dimensions varied.
+    latent_dim : int, optional
+        :math:`D` for models without ``.latent_dim``.
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    model = _check_model(model)
+    n = _check_int(n, "n", 2)
+    dim = _latent_dim(model, latent_dim)
+    if len(dims) != 2 or dims[0] == dims[1]:
+        raise ValueError(f"dims must be two distinct latent dimensions, got {dims!r}")
+    dims = _check_dims(dims, dim)
+    if span is None:
+        coords = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
+        how = "prior quantiles 5%..95%"
+    else:
+        if not span > 0:
+            raise ValueError(f"span must be a positive float, got {span!r}")
+        coords = torch.linspace(-float(span), float(span), n)
+        how = f"[-{span:g}, {span:g}]"
+    f, vrange, shown = _display_transform(likelihood, transform)
+    z = torch.zeros(n, n, dim)
+    z[:, :, dims[0]] = coords.view(1, n)
+    z[:, :, dims[1]] = coords.flip(0).view(n, 1)  # top row = largest value
+    with _inference(model):
+        images = _as_images(_apply(f, _decode(model, z.reshape(-1, dim))), "decoded grid")
+    ax = _new_axes(ax, n, n, images.shape[2] / images.shape[3])
+    fmt = [f"{c:.2g}" for c in coords.tolist()]
+    _draw_grid(ax, images, n, 0, vrange, fmt[::-1], fmt)
+    ax.tick_params(axis="x", labelrotation=90)
+    ax.set_xlabel(f"$z_{{{dims[0]}}}$")
+    ax.set_ylabel(f"$z_{{{dims[1]}}}$")
+    ax.set_title(title if title is not None else f"Decoded latent grid, {how}\n(shown: {shown})")
+    return ax.figure
+
+
+# ---------------------------------------------------------------------- latent space
+def plot_latent_2d(
+    z: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray | Sequence | None = None,
+    method: str = "pca",
+    ax: Axes | None = None,
+    title: str | None = None,
+    max_points: int = 5000,
+    random_state: int = 0,
+    *,
+    legend_title: str = "label",
+) -> Figure:
+    r"""Scatter latent codes in 2-D, coloured by label.
+
+    ``'pca'`` projects onto the two leading principal components (scikit-learn
+    ``PCA``); ``'tsne'`` runs scikit-learn ``TSNE`` (perplexity
+    :math:`\min(30, (N-1)/3)`, PCA initialisation); ``'none'`` plots 2-D codes as they
+    are. Integer, boolean or string labels with at most 20 distinct values get one
+    colour each and a legend; other labels (floats, or more than 20 integers) get a
+    continuous colormap and a colorbar.
+
+    Parameters
+    ----------
+    z : torch.Tensor or numpy.ndarray
+        Codes ``[N, D]`` (for a VAE, typically the posterior means).
+    labels : array-like, optional
+        ``[N]`` labels.
+    method : {'pca', 'tsne', 'none'}, default 'pca'
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+    max_points : int, default 5000
+        When ``N`` is larger, a random subset of this size (seeded by ``random_state``)
+        is shown, and the title says so.
+    random_state : int, default 0
+        Seed of the subset and of t-SNE.
+    legend_title : str, default 'label'
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if method not in ("pca", "tsne", "none"):
+        raise ValueError(f"method must be 'pca', 'tsne' or 'none', got {method!r}")
+    points = (z.detach().cpu().double().numpy() if isinstance(z, torch.Tensor) else np.asarray(z, dtype=float))
+    if points.ndim != 2 or points.shape[0] < 2:
+        raise ValueError(f"z must have shape [N, D] with N >= 2, got {list(points.shape)}")
+    if not np.isfinite(points).all():
+        raise ValueError("z contains NaN or infinite values")
+    total, dim = points.shape
+    if method == "none" and dim != 2:
+        raise ValueError(f"method='none' needs 2-D codes, got D = {dim}; use 'pca' or 'tsne'")
+    if method != "none" and dim < 2:
+        raise ValueError(f"method={method!r} needs codes with D >= 2, got D = {dim}")
+    if labels is not None:
+        labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        if labels.shape != (total,):
+            raise ValueError(f"labels must have shape [N] = [{total}], got {list(labels.shape)}")
+    max_points = _check_int(max_points, "max_points", 2)
+    subset = ""
+    if total > max_points:
+        keep = np.sort(np.random.default_rng(random_state).choice(total, max_points, replace=False))
+        points = points[keep]
+        labels = labels[keep] if labels is not None else None
+        subset = f", random {max_points} of {total}"
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2)
+        xy = pca.fit_transform(points)
+        names = [f"PC {k + 1} ({r:.0%} of variance)" for k, r in enumerate(pca.explained_variance_ratio_)]
+    elif method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, (len(points) - 1) / 3)
+        if perplexity < 1:
+            raise ValueError(f"t-SNE needs at least 4 points, got {len(points)}")
+        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(points)
+        names = ["t-SNE 1", "t-SNE 2"]
+    else:
+        xy, names = points, ["$z_{0}$", "$z_{1}$"]
+    ax = _new_axes(ax, 5, 6)
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.7)
+    else:
+        classes = np.unique(labels)
+        categorical = labels.dtype.kind in "biuUSO"
+        if categorical and len(classes) > _MAX_DISCRETE_LABELS and labels.dtype.kind not in "biu":
+            raise ValueError(f"at most {_MAX_DISCRETE_LABELS} distinct non-numeric labels, got {len(classes)}")
+        if categorical and len(classes) <= _MAX_DISCRETE_LABELS:
+            cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+            for k, value in enumerate(classes):
+                mask = labels == value
+                ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.7, color=cmap(k), label=str(value))
+            ax.legend(title=legend_title, markerscale=2.5, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels.astype(float), s=6, alpha=0.7, cmap="viridis")
+            ax.figure.colorbar(sc, ax=ax, label=legend_title)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    what = {"pca": "PCA", "tsne": "t-SNE", "none": "raw coordinates"}[method]
+    ax.set_title(title if title is not None else f"Latent codes ({what} of {dim}-D z, {len(xy)} points{subset})")
+    return ax.figure
+
+
+# ---------------------------------------------------------------------- interactive
+def _png(image: torch.Tensor, vrange: tuple[float, float] | None, scale: int) -> bytes:
+    """PNG bytes of one image ``[C, H, W]``, enlarged by pixel repetition (no blur)."""
+    lo, hi = _value_range(image, vrange)
+    big = image.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    buf = io.BytesIO()
+    if big.shape[0] == 1:
+        plt.imsave(buf, big[0].numpy(), cmap="gray", vmin=lo, vmax=hi, format="png")
+    else:
+        plt.imsave(buf, ((big - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy(), format="png")
+    return buf.getvalue()
+
+
+def latent_explorer(
+    model: nn.Module,
+    *,
+    likelihood: LikelihoodLike | None,
+    transform: Transform | None = None,
+    z0: torch.Tensor | None = None,
+    dims: Sequence[int] | None = None,
+    range: tuple[float, float] = (-3.0, 3.0),  # shadows the builtin: use builtins.range below
+    step: float = 0.1,
+    static: bool = False,
+    max_sliders: int = 10,
+    scale: int = 6,
+) -> Any:
+    r"""Sliders over latent coordinates that decode the current code live.
+
+    Built from core ipywidgets only (``FloatSlider``, ``Button``, ``VBox``/``HBox``
+    and an ``Image`` holding PNG bytes), which update reliably in Jupyter and Colab.
+    Each slider move decodes :math:`\hat x = g(z)` in eval mode (the model's flags are
+    restored after every update).
+
+    Parameters
+    ----------
+    model : VAE or AdaGVAE (or AE with a ``z0``)
+    likelihood : str or None
+        The decoder's observation model (required).
+    transform : callable, optional
+    z0 : torch.Tensor, optional
+        Starting code ``[D]`` or ``[1, D]`` (for example ``model.encode(x).mu[0]``);
+        zeros by default.
+    dims : sequence of int, optional
+        Coordinates with a slider; default the first ``min(D, max_sliders)``.
+    range : (float, float), default (-3, 3)
+        Slider limits; coordinates of ``z0`` outside them start at the nearest limit.
+    step : float, default 0.1
+        Slider resolution.
+    static : bool, default False
+        Return a static figure even when ipywidgets is available.
+    max_sliders : int, default 10
+        Cap on the default number of sliders.
+    scale : int, default 6
+        Pixel magnification of the displayed image.
+
+    Returns
+    -------
+    ipywidgets.Widget or matplotlib.figure.Figure
+        The panel; or, when ``static=True`` or ipywidgets cannot be imported (a
+        ``UserWarning`` says so), a traversal figure with one row per slider and
+        seven evenly spaced slider settings per row.
+    """
+    model = _check_model(model)
+    f, vrange, shown = _display_transform(likelihood, transform)
+    lo, hi = (float(v) for v in range)
+    if not lo < hi:
+        raise ValueError(f"range must be (low, high) with low < high, got {range!r}")
+    if not 0 < step <= hi - lo:
+        raise ValueError(f"step must be in (0, {hi - lo}], got {step!r}")
+    scale = _check_int(scale, "scale", 1)
+    if z0 is None:
+        base = torch.zeros(_latent_dim(model))
+    elif isinstance(z0, torch.Tensor) and (z0.dim() == 1 or (z0.dim() == 2 and z0.shape[0] == 1)):
+        base = z0.detach().cpu().float().reshape(-1)
+    else:
+        got = list(z0.shape) if isinstance(z0, torch.Tensor) else type(z0).__name__
+        raise ValueError(f"z0 must be one code [D] or [1, D], got {got}")
+    dim = base.shape[0]
+    dims = _check_dims(dims, dim) if dims is not None else list(builtins.range(min(dim, _check_int(max_sliders, "max_sliders", 1))))
+    widgets = None
+    if not static:
+        try:
+            import ipywidgets as widgets
+        except ImportError:
+            warnings.warn("ipywidgets is not installed; latent_explorer returns a static figure", stacklevel=2)
+    if widgets is None:
+        with _inference(model):
+            values = torch.linspace(lo, hi, 7)
+            images = _traversal_images(model, base, dims, values, f)
+        fig = show_images(
+            images, nrow=len(values), vrange=vrange,
+            row_labels=[f"$z_{{{j}}}$" for j in dims], col_labels=[f"{v:.3g}" for v in values.tolist()],
+        )
+        ax = fig.axes[-1]
+        ax.set_xlabel("slider setting (other coordinates at z0)")
+        ax.set_title(f"Latent explorer, static view\n(shown: {shown})")
+        return fig
+
+    def render(code: torch.Tensor) -> bytes:
+        with _inference(model):
+            image = _as_images(_apply(f, _decode(model, code.unsqueeze(0))), "decoded image")[0]
+        return _png(image, vrange, scale)
+
+    sliders = [
+        widgets.FloatSlider(
+            value=min(max(float(base[j]), lo), hi), min=lo, max=hi, step=step,
+            description=f"z_{j}", continuous_update=True, readout_format=".2f",
+        )
+        for j in dims
+    ]
+    image = widgets.Image(format="png")
+    reset = widgets.Button(description="reset to z0")
+
+    def current() -> torch.Tensor:
+        code = base.clone()
+        for j, slider in zip(dims, sliders):
+            code[j] = slider.value
+        return code
+
+    def update(_change: Any = None) -> None:
+        image.value = render(current())
+
+    def on_reset(_button: Any) -> None:
+        for j, slider in zip(dims, sliders):
+            slider.value = min(max(float(base[j]), lo), hi)
+        update()
+
+    for slider in sliders:
+        slider.observe(update, names="value")
+    reset.on_click(on_reset)
+    update()
+    caption = widgets.Label(f"shown: {shown}")
+    return widgets.HBox([widgets.VBox([*sliders, reset]), widgets.VBox([image, caption])])

@@ -1,0 +1,120 @@
+"""The book renders math without internet: checks on _config.yml and on the built HTML.
+
+Sphinx loads MathJax from a CDN by default, and offline readers then see raw LaTeX.
+The ``sphinx-mathjax-offline`` extension copies MathJax 3 into ``_static/mathjax`` and
+points every page there. The configuration checks always run; the HTML checks run when
+the book has been built (``make book`` runs this file right after building). The HTML
+folder is ``$BOOK_HTML`` if set, else ``_build/html``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HTML = REPO / os.environ.get("BOOK_HTML", "_build/html")  # an absolute $BOOK_HTML wins
+
+# Sphinx marks inline and display math with class="math ..." (MyST and reST alike).
+MATH_MARKUP = re.compile(r'class="math[ "]')
+MATHJAX_SCRIPT = re.compile(r'<script\b[^>]*\bsrc="([^"]*mathjax[^"]*)"', re.IGNORECASE)
+# Any remote URL that mentions MathJax (cdn.jsdelivr.net/npm/mathjax@3/..., cdnjs, ...).
+# Other CDN scripts, such as the ipywidgets manager on pages with widget output, are not
+# about math and are left alone.
+MATHJAX_CDN = re.compile(r"""(?:https?:)?//[^"'\s<>]*mathjax[^"'\s<>]*""", re.IGNORECASE)
+OFFLINE_EXTENSION = "sphinx_mathjax_offline"
+
+
+def _sphinx_config() -> dict:
+    config = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
+    return config.get("sphinx") or {}
+
+
+def _normalise(extension: str) -> str:
+    # The distribution's module is named "sphinx-mathjax-offline" (hyphens); compare
+    # names with underscores so that both spellings count as the same extension.
+    return extension.replace("-", "_")
+
+
+def test_config_serves_mathjax_from_the_book() -> None:
+    extensions = _sphinx_config().get("extra_extensions") or []
+    names = [_normalise(ext) for ext in extensions]
+    assert OFFLINE_EXTENSION in names, (
+        f"_config.yml sphinx.extra_extensions must list sphinx-mathjax-offline, got {extensions}"
+    )
+    listed = extensions[names.index(OFFLINE_EXTENSION)]
+    assert importlib.util.find_spec(listed) is not None, (
+        f"extension {listed!r} from _config.yml cannot be imported; "
+        "install the book extra: pip install -e '.[book]'"
+    )
+
+
+def test_config_fetches_nothing_at_build_time() -> None:
+    sphinx = _sphinx_config()
+    extensions = sphinx.get("extra_extensions") or []
+    config = sphinx.get("config") or {}
+    assert not [ext for ext in extensions if "intersphinx" in ext], (
+        f"intersphinx fetches inventories over the network; remove it from {extensions}"
+    )
+    assert "intersphinx_mapping" not in config, "remove sphinx.config.intersphinx_mapping"
+    mathjax_path = str(config.get("mathjax_path", ""))
+    assert not mathjax_path.startswith(("http:", "https:", "//")), (
+        f"sphinx.config.mathjax_path must not point at a CDN, got {mathjax_path!r}"
+    )
+
+
+@pytest.fixture(scope="module")
+def built_pages() -> dict[Path, str]:
+    """Every built HTML page (outside _static), with its text."""
+    if not (HTML / "book" / "intro.html").is_file():
+        pytest.skip(f"the book has not been built ({HTML / 'book' / 'intro.html'} is missing); run `make book`")
+    pages = {
+        page: page.read_text(encoding="utf-8")
+        for page in sorted(HTML.rglob("*.html"))
+        if "_static" not in page.relative_to(HTML).parts
+    }
+    return pages
+
+
+def test_pages_with_math_load_the_local_mathjax(built_pages: dict[Path, str]) -> None:
+    math_pages = {page: text for page, text in built_pages.items() if MATH_MARKUP.search(text)}
+    # The intro's ELBO formula alone guarantees math; an empty set means the check broke.
+    assert math_pages, f"no page under {HTML} contains math markup; expected at least the intro"
+    problems = []
+    for page, text in math_pages.items():
+        name = page.relative_to(HTML)
+        sources = MATHJAX_SCRIPT.findall(text)
+        if not sources:
+            problems.append(f"{name}: contains math but loads no MathJax script")
+        for src in sources:
+            if src.startswith(("http:", "https:", "//")):
+                problems.append(f"{name}: loads MathJax from {src}, expected _static/mathjax/...")
+                continue
+            target = (page.parent / src.split("?")[0]).resolve()
+            if not target.is_file():
+                problems.append(f"{name}: MathJax script {src} does not exist ({target})")
+            elif "_static" not in target.relative_to(HTML.resolve()).parts:
+                problems.append(f"{name}: MathJax script {src} is not under _static")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_page_references_a_mathjax_cdn(built_pages: dict[Path, str]) -> None:
+    offenders = [
+        f"{page.relative_to(HTML)}: {match.group(0)}"
+        for page, text in built_pages.items()
+        for match in [MATHJAX_CDN.search(text)]
+        if match
+    ]
+    assert not offenders, "pages that reference a CDN:\n" + "\n".join(offenders)
+
+
+def test_mathjax_fonts_are_shipped(built_pages: dict[Path, str]) -> None:
+    # tex-chtml.js fetches its web fonts relative to itself; without them the formulas
+    # render with missing glyphs even though the script loads.
+    fonts = HTML / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
+    assert fonts.is_dir() and any(fonts.glob("*.woff")), f"no MathJax fonts in {fonts}"

@@ -1,0 +1,322 @@
+"""Project-level checks: notebooks, table of contents, environment files and README.
+
+Each notebook in ``book/`` must open in Colab with a hidden set-up cell that installs the
+package from the repository URL in ``_config.yml``, must be committed without outputs,
+and must end with exercises. The environment files and the README must agree with
+``pyproject.toml`` and ``_config.yml``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK = REPO / "book"
+NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+README = REPO / "README.md"
+
+# Which part of the book each numbered chapter belongs to (by its two-digit prefix).
+PARTS = {
+    "Foundations": ("01", "02", "03"),
+    "Variational autoencoders": ("04", "05"),
+    "Disentanglement": ("06", "07"),
+    "Building on the package": ("08", "09"),
+}
+# Sections that may follow a notebook's Exercises section.
+AFTER_EXERCISES = re.compile(r"^(solutions?|references|further reading|bibliography)\b", re.I)
+
+
+def _config() -> dict:
+    return yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
+
+
+def _repository_url() -> str:
+    return _config()["repository"]["url"].rstrip("/")
+
+
+def _toc() -> dict:
+    return yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
+
+
+def _toc_entries() -> list[tuple[str, str | None]]:
+    """Every ``file`` in _toc.yml as (path without suffix, caption of its part)."""
+    toc = _toc()
+    entries: list[tuple[str, str | None]] = [(toc["root"], None)]
+
+    def walk(items: list[dict], caption: str | None) -> None:
+        for item in items or []:
+            if "file" in item:
+                entries.append((str(Path(item["file"]).with_suffix("")), caption))
+            walk(item.get("sections", []), caption)
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []), part.get("caption"))
+    walk(toc.get("chapters", []), None)
+    return entries
+
+
+def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=nbformat.NO_CONVERT)
+
+
+def _torch_requirement_text() -> list[tuple[str, str]]:
+    """(where, text) for every file that could install torch."""
+    sources = [
+        (name, (REPO / name).read_text(encoding="utf-8"))
+        for name in ("pyproject.toml", "environment.yml", "README.md", "Makefile")
+        if (REPO / name).is_file()
+    ]
+    for page in sorted(BOOK.glob("*.md")):
+        sources.append((page.name, page.read_text(encoding="utf-8")))
+    for path in NOTEBOOKS:
+        sources += [(f"{path.name} cell {i}", cell.source) for i, cell in enumerate(_read(path).cells)]
+    return sources
+
+
+# ---------------------------------------------------------------- table of contents
+
+
+def test_toc_lists_existing_pages_and_every_notebook() -> None:
+    entries = [path for path, _ in _toc_entries()]
+    missing = [
+        path
+        for path in entries
+        if not any((REPO / f"{path}{suffix}").is_file() for suffix in (".md", ".ipynb"))
+    ]
+    assert not missing, f"_toc.yml lists pages that do not exist: {missing}"
+    unlisted = [nb.name for nb in NOTEBOOKS if str(nb.relative_to(REPO).with_suffix("")) not in entries]
+    assert not unlisted, f"notebooks missing from _toc.yml (the book would skip them): {unlisted}"
+    assert len(entries) == len(set(entries)), f"_toc.yml lists a page twice: {entries}"
+
+
+def test_chapters_sit_in_their_parts() -> None:
+    toc = _toc()
+    assert toc["format"] == "jb-book" and toc["root"] == "book/intro"
+    captions = [part.get("caption") for part in toc.get("parts", [])]
+    allowed = [*PARTS, "Appendix"]
+    assert set(captions) <= set(allowed), f"part captions must come from {allowed}, got {captions}"
+    assert captions == sorted(captions, key=allowed.index), f"parts out of order: {captions}"
+    for path, caption in _toc_entries():
+        prefix = Path(path).name[:2]
+        if Path(path).name[2:3] == "_" and prefix.isdigit():
+            expected = next(part for part, prefixes in PARTS.items() if prefix in prefixes)
+            assert caption == expected, f"{path} is under part {caption!r}, expected {expected!r}"
+
+
+# ---------------------------------------------------------------- notebooks
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_valid_nbformat4(path: Path) -> None:
+    nb = _read(path)
+    assert nb.nbformat == 4, f"{path.name}: nbformat {nb.nbformat}, expected 4"
+    nbformat.validate(nb)  # raises nbformat.ValidationError with the offending field
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    cells = _read(path).cells
+    assert cells, f"{path.name} has no cells"
+    dirty = [
+        f"cell {i} (execution_count={cell.execution_count}, {len(cell.outputs)} outputs)"
+        for i, cell in enumerate(cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: clear the outputs before committing "
+        f"(jupyter nbconvert --clear-output --inplace book/{path.name}): {dirty}"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_code_cell_is_the_colab_setup_cell(path: Path) -> None:
+    code = _code_cells(_read(path))
+    assert code, f"{path.name} has no code cell"
+    first = code[0]
+    source = first.source
+    url = _repository_url()
+
+    condition = re.search(r"""(["'])google\.colab\1\s+in\s+sys\.modules""", source)
+    assert condition, f"{path.name}: the first code cell must test 'google.colab' in sys.modules"
+
+    install = re.search(r"pip\W+install\b.*?git\+(\S+?)(?=[\s\"'#,\]]|$)", source, re.S | re.M)
+    assert install, f"{path.name}: the first code cell must pip install git+{url}"
+    installed = re.sub(r"(\.git)?(@[\w./-]+)?$", "", install.group(1))
+    assert installed == url, (
+        f"{path.name}: the set-up cell installs git+{install.group(1)}, "
+        f"but _config.yml's repository.url is {url}"
+    )
+    others = {
+        re.sub(r"(\.git)?(@[\w./-]+)?$", "", found)
+        for found in re.findall(r"git\+(\S+?)(?=[\s\"'#,\]]|$)", source, re.M)
+    }
+    assert others == {url}, f"{path.name}: the set-up cell installs from {sorted(others)}, not only {url}"
+
+    # The install must sit inside the Colab branch: after the test, and indented below it.
+    if_line = source[: condition.start()].rsplit("\n", 1)[-1]
+    install_line = source[: install.end()].rsplit("\n", 1)[-1]
+    indent = len(if_line) - len(if_line.lstrip())
+    assert install.start() > condition.start(), f"{path.name}: pip install comes before the Colab test"
+    assert len(install_line) - len(install_line.lstrip()) > indent, (
+        f"{path.name}: the pip install must be inside the `if 'google.colab' in sys.modules:` block"
+    )
+
+    tags = first.metadata.get("tags", [])
+    assert "remove-cell" in tags, (
+        f"{path.name}: tag the Colab set-up cell 'remove-cell' so the book hides it; tags={tags}"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_ends_with_exercises(path: Path) -> None:
+    headings = []  # (level, title) of every Markdown heading, in order
+    for cell in _read(path).cells:
+        if cell.cell_type != "markdown":
+            continue
+        fenced = False
+        for line in cell.source.splitlines():
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            match = None if fenced else re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
+            if match:
+                headings.append((len(match.group(1)), match.group(2)))
+    exercise = [
+        i for i, (_, title) in enumerate(headings)
+        if re.match(r"^(\d+(\.\d+)*\.?\s+)?exercises?\b", title, re.I)
+    ]
+    assert exercise, f"{path.name}: no 'Exercises' heading; every chapter ends with exercises"
+    level = headings[exercise[-1]][0]
+    later = [
+        title
+        for lvl, title in headings[exercise[-1] + 1 :]
+        if lvl <= level and not AFTER_EXERCISES.match(title)
+    ]
+    assert not later, f"{path.name}: sections after 'Exercises' ({later}); exercises come last"
+
+
+# ---------------------------------------------------------------- environment files
+
+
+def test_environment_yml_matches_pyproject_extras() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    expected = set(pyproject["project"]["optional-dependencies"])
+
+    env = yaml.safe_load((REPO / "environment.yml").read_text(encoding="utf-8"))
+    deps = env["dependencies"]
+    names = [dep for dep in deps if isinstance(dep, str)]
+    assert any(re.fullmatch(r"python\s*=?=\s*3\.11(\.\*)?", dep) for dep in names), (
+        f"environment.yml must pin python=3.11, got {names}"
+    )
+    assert "pip" in names, f"environment.yml must install pip, got {names}"
+    pip = [line for dep in deps if isinstance(dep, dict) for line in dep.get("pip", [])]
+    local = [
+        line for line in pip if re.fullmatch(r"""(-e\s+|--editable\s+)?["']?\.(\[[^\]]*\])?["']?""", line)
+    ]
+    assert len(local) == 1, f"environment.yml must pip install the package once, got {pip}"
+    extras = re.search(r"\[([^\]]*)\]", local[0])
+    assert extras, f"environment.yml installs the package without extras: {local[0]!r}"
+    got = {name.strip() for name in extras.group(1).split(",") if name.strip()}
+    assert got == expected, (
+        f"environment.yml installs extras {sorted(got)}, pyproject.toml defines {sorted(expected)}"
+    )
+
+
+def test_runtime_dependencies_have_lower_bounds_only() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    deps = pyproject["project"]["dependencies"]
+    names = {Requirement(dep).name for dep in deps}
+    assert {"torch", "torchvision"} <= names, f"torch and torchvision must be dependencies: {deps}"
+    for dep in deps:
+        ops = {spec.operator for spec in Requirement(dep).specifier}
+        assert ops <= {">=", ">", "!="}, (
+            f"{dep!r}: only lower bounds are allowed (Colab ships its own torch and "
+            "must never be forced to reinstall it)"
+        )
+
+
+def test_torch_is_never_pinned_exactly() -> None:
+    pinned = re.compile(r"\btorch(vision|audio)?\s*(===?|~=)\s*\d")
+    offenders = [
+        f"{where}: {match.group(0)}"
+        for where, text in _torch_requirement_text()
+        for match in pinned.finditer(text)
+    ]
+    assert not offenders, f"torch must not be pinned: {offenders}"
+
+
+def test_ci_runs_make_test() -> None:
+    lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    commands = [line for line in lines if not line.lstrip().startswith("#")]
+    assert any(re.match(r"\s*(exec\s+)?make\s+test\b", line) for line in commands), (
+        f".ci/run must run `make test`: {commands}"
+    )
+
+
+# ---------------------------------------------------------------- README
+
+
+def test_readme_documents_the_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    for command in ("make book", "make test", "AUTOENCODERS_DEVICE=cuda make test"):
+        assert command in text, f"README.md must document `{command}`"
+    for target in re.findall(r"`make (\w+)`", text):
+        makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+        assert re.search(rf"^{target}:", makefile, re.M), f"README mentions `make {target}`, Makefile has no such target"
+
+
+def test_readme_colab_links_match_config() -> None:
+    config = _config()
+    url = _repository_url()
+    owner_repo = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+?)(\.git)?", url)
+    assert owner_repo, f"repository.url must be a GitHub URL, got {url}"
+    colab = config["launch_buttons"]["colab_url"].rstrip("/")
+    branch = config["repository"]["branch"]
+    prefix = f"{colab}/github/{owner_repo.group(1)}/blob/{branch}/book/"
+
+    links = re.findall(r"https://colab\.research\.google\.com/[^\s)>\]\"'`]+", README.read_text(encoding="utf-8"))
+    assert links, "README.md must show how to open a notebook in Colab"
+    wrong = [link for link in links if not (link.startswith(prefix) and link.endswith(".ipynb"))]
+    assert not wrong, f"Colab links must start with {prefix} and end in .ipynb: {wrong}"
+
+
+def _quick_start() -> str:
+    text = README.read_text(encoding="utf-8")
+    heading = re.search(r"^#{1,6}\s+quick[ -]?start\b.*$", text, re.M | re.I)
+    assert heading, "README.md needs a 'Quick start' section"
+    block = re.search(r"^```python\n(.*?)^```", text[heading.end() :], re.M | re.S)
+    assert block, "the Quick start section needs a ```python code block"
+    return block.group(1)
+
+
+def test_readme_quick_start_runs(mnist_root: Path, tmp_path: Path) -> None:
+    code = _quick_start()
+    assert "autoencoders" in code, "the quick start must use the package"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env["AUTOENCODERS_DATA"] = str(mnist_root)
+    # One thread: on a shared 2-core CI machine, two torch threads per process thrash.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"README quick start failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+    assert "elbo" in result.stdout, f"the quick start should print its diagnostics, got {result.stdout!r}"

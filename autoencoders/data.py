@@ -21,7 +21,18 @@ import torch
 
 from autoencoders.utils import data_root, get_device
 
-__all__ = ["MNISTData", "load_mnist", "TensorLoader"]
+__all__ = [
+    "MNISTData",
+    "load_mnist",
+    "TensorLoader",
+    # re-exported from autoencoders.dsprites
+    "ProceduralSprites",
+    "Shapes2D",
+    "DSprites",
+    "load_dsprites",
+    "sample_pairs",
+    "WeakPairs",
+]
 
 # Seconds a single network operation of an MNIST download attempt may block. An
 # offline machine should fail fast instead of waiting on the OS default (minutes).
@@ -326,4 +337,13 @@ class TensorLoader:
         )
 
 
-# Procedural dSprites-like data and weak-supervision pairs live in autoencoders.dsprites
+# Procedural dSprites-like data and weak-supervision pairs live in autoencoders.dsprites;
+# they are re-exported here so that every dataset is reachable from one module.
+from .dsprites import (  # noqa: E402
+    DSprites,
+    ProceduralSprites,
+    Shapes2D,
+    WeakPairs,
+    load_dsprites,
+    sample_pairs,
+)

@@ -494,7 +494,7 @@ def interpolate_latents(
             + \frac{\sin(t\,\Omega)}{\sin\Omega}\, z_b, \qquad
             \cos\Omega = \frac{z_a \cdot z_b}{\lVert z_a\rVert\,\lVert z_b\rVert}
 
-    Spherical interpolation (White, 2016, "Sampling generative networks") follows a
+    Spherical interpolation :cite:p:`white2016sampling` follows a
     great circle: for codes of equal norm every point keeps that norm, whereas the
     linear midpoint of two independent draws from :math:`\mathcal N(0, I_D)` has about
     :math:`1/\sqrt 2` of their norm for large :math:`D`, a norm the prior rarely

@@ -1,0 +1,943 @@
+r"""Training helpers: :func:`fit`, :func:`evaluate`, KL schedules and atomic checkpoints.
+
+A notebook cell that trains a model reads like the idea it teaches::
+
+    history = fit(model, TensorLoader(images, batch_size=128), epochs=10,
+                  loss_kwargs={"likelihood": "bernoulli"},
+                  beta_schedule=linear_warmup(2_000), eval_data=test_images)
+    history.plot()
+
+:func:`fit` runs the package's one rhythm, ``forward -> compute_loss -> backward ->
+step``, and adds no host-device synchronisation of its own: the only one per step is
+the conversion of the diagnostics to Python floats inside ``compute_loss``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import numbers
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .utils import get_device
+
+__all__ = [
+    "History",
+    "fit",
+    "evaluate",
+    "linear_warmup",
+    "cyclical",
+    "save_checkpoint",
+    "load_checkpoint",
+]
+
+Callback = Callable[[int, "History", nn.Module], Any]
+
+# Diagnostics preferred for the progress bar, in this order (else the first one).
+_SHOWN = ("elbo", "log_likelihood")
+# Seconds between two refreshes of the progress-bar postfix.
+_POSTFIX_EVERY_S = 0.5
+_CHECKPOINT_FORMAT = "autoencoders.checkpoint"
+_CHECKPOINT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- History
+@dataclass
+class History:
+    """Per-epoch record of a :func:`fit` run.
+
+    Attributes
+    ----------
+    train : dict of str to list of float
+        Per-epoch means of every training diagnostic (weighted by batch size), e.g.
+        ``train['elbo'][-1]``. With a ``beta_schedule`` it also holds ``'beta'``, the
+        mean :math:`\\beta` of the epoch.
+    eval : dict of str to list of float
+        Results of :func:`evaluate` on ``eval_data`` after every epoch, with the prefix
+        ``eval_`` (``eval['eval_elbo']``). Empty without ``eval_data``.
+    epoch_time : list of float
+        Wall-clock seconds of each epoch's training pass (evaluation excluded).
+    steps : int
+        Optimizer steps taken.
+
+    Every key is unique across ``train`` and ``eval``, so :meth:`last` takes either.
+    """
+
+    train: dict[str, list[float]] = field(default_factory=dict)
+    eval: dict[str, list[float]] = field(default_factory=dict)
+    epoch_time: list[float] = field(default_factory=list)
+    steps: int = 0
+
+    def __len__(self) -> int:
+        """Number of completed epochs."""
+        return len(self.epoch_time)
+
+    def last(self, name: str) -> float:
+        """Latest value of ``name`` (a key of :attr:`train` or :attr:`eval`).
+
+        Raises
+        ------
+        KeyError
+            If ``name`` was never recorded; the message lists the recorded names.
+        """
+        for table in (self.train, self.eval):
+            if name in table and table[name]:
+                return table[name][-1]
+        raise KeyError(f"no values recorded for {name!r}; recorded names: {self._names()}")
+
+    def _names(self) -> list[str]:
+        return [*self.train, *self.eval]
+
+    def as_table(self, max_rows: int | None = None) -> str:
+        """The history as a fixed-width text table, one row per epoch.
+
+        Parameters
+        ----------
+        max_rows : int, optional
+            Show at most this many epochs (the first and last ones, with ``...``
+            between them).
+        """
+        names = self._names()
+        header = ["epoch", *names, "time_s"]
+        rows = []
+        for i in range(len(self)):
+            values = [self.train.get(n, self.eval.get(n)) for n in names]
+            cells = [f"{v[i]:.4g}" if i < len(v) else "" for v in values]
+            rows.append([str(i + 1), *cells, f"{self.epoch_time[i]:.2f}"])
+        if max_rows is not None and len(rows) > max_rows:
+            head = max(1, max_rows // 2)
+            rows = rows[:head] + [["..."] * len(header)] + rows[-(max_rows - head) :]
+        widths = [max(len(h), *(len(r[j]) for r in rows)) if rows else len(h) for j, h in enumerate(header)]
+        lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        title = f"History(epochs={len(self)}, steps={self.steps})"
+        return title if not len(self) else f"{title}\n{self.as_table(max_rows=10)}"
+
+    def plot(self, keys: str | Sequence[str] | None = None, ax=None):
+        """Draw the learning curves: training solid, evaluation dashed.
+
+        Parameters
+        ----------
+        keys : str or sequence of str, optional
+            Diagnostic names, with or without the ``eval_`` prefix (``'elbo'`` draws
+            ``train['elbo']`` and ``eval['eval_elbo']`` when present). Default: every
+            recorded name.
+        ax : matplotlib.axes.Axes, optional
+            Draw every curve into this axes. Without it, a new figure gets one panel
+            per key, so that quantities of different scales stay readable.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        ValueError
+            If nothing was recorded or a key is unknown.
+        """
+        if not len(self):
+            raise ValueError("the history is empty: nothing to plot")
+        available = list(dict.fromkeys([*self.train, *(k.removeprefix("eval_") for k in self.eval)]))
+        if keys is None:
+            wanted = available
+        else:
+            wanted = [keys] if isinstance(keys, str) else list(keys)
+            wanted = [k.removeprefix("eval_") for k in wanted]
+            unknown = [k for k in wanted if k not in available]
+            if unknown or not wanted:
+                raise ValueError(f"keys must be among {available}, got {keys!r}")
+        from matplotlib.ticker import MaxNLocator
+
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            fig, grid = plt.subplots(
+                1, len(wanted), figsize=(4.0 * len(wanted), 3.2), squeeze=False, layout="constrained"
+            )
+            axes = list(grid[0])
+        else:
+            fig, axes = ax.figure, [ax] * len(wanted)
+        for i, (key, target) in enumerate(zip(wanted, axes)):
+            single = ax is None
+            for label, values, style in (
+                ("train", self.train.get(key), "-"),
+                ("eval", self.eval.get(f"eval_{key}"), "--"),
+            ):
+                if values:
+                    epochs = range(1, len(values) + 1)
+                    name = label if single else f"{label} {key}"
+                    target.plot(epochs, values, style, color=f"C{i}", marker="o", markersize=3, label=name)
+            target.set_xlabel("epoch")
+            target.xaxis.set_major_locator(MaxNLocator(integer=True))
+            target.set_ylabel(key if single or len(wanted) == 1 else "value")
+            if single:
+                target.set_title(key)
+            target.legend()
+        return fig
+
+
+# ------------------------------------------------------------------------ small helpers
+def _model_device(model: nn.Module) -> torch.device | None:
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return None
+
+
+def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    dev = get_device(device) if device is not None else _model_device(model) or get_device()
+    if dev.type == "cuda" and dev.index is None:
+        # Tensors report "cuda:0"; compare like with like so batches are not re-copied.
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return t if t.device == device else t.to(device, non_blocking=True)
+
+
+def _split_batch(batch: Any, paired: bool, device: torch.device) -> tuple[Any, int]:
+    """Return the model input of a batch and the number of examples in it."""
+    if isinstance(batch, torch.Tensor):
+        parts: Sequence[Any] = (batch,)
+    elif isinstance(batch, tuple | list) and batch:
+        parts = batch
+    else:
+        raise TypeError(
+            f"a batch must be a tensor or a non-empty tuple/list of tensors, got {type(batch).__name__}"
+        )
+    needed = 2 if paired else 1
+    if len(parts) < needed or not all(isinstance(p, torch.Tensor) for p in parts[:needed]):
+        what = "(x1, x2, ...) with two tensors" if paired else "a tensor or (x, ...)"
+        raise TypeError(f"a batch for {'a paired' if paired else 'this'} model must be {what}, got {_describe(batch)}")
+    if paired:
+        x1, x2 = _to(parts[0], device), _to(parts[1], device)
+        return (x1, x2), x1.shape[0]
+    x = _to(parts[0], device)
+    return x, x.shape[0]
+
+
+def _describe(batch: Any) -> str:
+    if isinstance(batch, torch.Tensor):
+        return f"a tensor of shape {list(batch.shape)}"
+    if isinstance(batch, tuple | list):
+        return f"a {type(batch).__name__} of {[type(p).__name__ for p in batch]}"
+    return type(batch).__name__
+
+
+def _parameters(fn: Callable) -> tuple[set[str], bool]:
+    """Named keyword parameters of ``fn`` and whether it takes ``**kwargs``."""
+    params = inspect.signature(fn).parameters.values()
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _split_loss_kwargs(model: nn.Module, loss_kwargs: Mapping[str, Any] | None) -> tuple[dict, dict]:
+    """Split ``loss_kwargs`` into (forward kwargs, compute_loss kwargs), validating names."""
+    if loss_kwargs is None:
+        loss_kwargs = {}
+    if not isinstance(loss_kwargs, Mapping):
+        raise TypeError(f"loss_kwargs must be a dict or None, got {type(loss_kwargs).__name__}")
+    fwd = {}
+    lk = dict(loss_kwargs)
+    if "S" in lk:
+        names, var = _parameters(model.forward)
+        if "S" not in names and not var:
+            raise ValueError(
+                f"loss_kwargs has 'S' (latent samples), but {type(model).__name__}.forward "
+                "takes no S argument"
+            )
+        fwd["S"] = lk.pop("S")
+    names, var = _parameters(model.compute_loss)
+    names -= {"x", "output"}
+    unknown = sorted(set(lk) - names)
+    if unknown and not var:
+        raise ValueError(
+            f"unknown loss_kwargs {unknown} for {type(model).__name__}.compute_loss; "
+            f"valid names: {sorted(names | ({'S'} if 'S' in fwd else set()))}"
+        )
+    return fwd, lk
+
+
+def _check_positive(value: Any, name: str, *, integer: bool = False, allow_zero: bool = False) -> Any:
+    kind = numbers.Integral if integer else numbers.Real
+    ok = not isinstance(value, bool) and isinstance(value, kind) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else (">= 1" if integer else "> 0")
+        raise ValueError(f"{name} must be {'an int' if integer else 'a finite number'} {bound}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _set_modes(model: nn.Module, flags: Mapping[nn.Module, bool]) -> None:
+    for module, flag in flags.items():
+        module.training = flag
+
+
+# ------------------------------------------------------------------------------ evaluate
+def evaluate(
+    model: nn.Module,
+    data: torch.Tensor | Iterable[Any],
+    *,
+    sample: bool = True,
+    S: int = 1,
+    device: str | torch.device | None = None,
+    batch_size: int = 1024,
+    **loss_kwargs: Any,
+) -> dict[str, float]:
+    r"""Dataset means of a model's diagnostics, without gradients, in eval mode.
+
+    Every diagnostic of ``compute_loss`` is averaged over the examples (batches are
+    weighted by their size). The model runs in eval mode (dropout off, batch-norm
+    running statistics used); the ``training`` flag of every submodule is restored
+    afterwards.
+
+    .. warning::
+
+       **An "ELBO" is an ELBO only when z is sampled.** With ``sample=True`` (the
+       default) a VAE draws :math:`z \sim q(z \mid x)` even in eval mode, and
+       ``'elbo'`` is an unbiased Monte Carlo estimate of
+
+       .. math::
+
+           \mathrm{ELBO}(x) = \mathbb E_{q(z\mid x)}[\log p(x\mid z)]
+                              - \mathrm{KL}(q(z\mid x)\,\|\,p(z)) \le \log p(x).
+
+       With ``sample=False`` the decoder sees :math:`z = \mu(x)`, and the number
+       :math:`\log p(x \mid \mu(x)) - \mathrm{KL}` is **not** an ELBO and not a
+       bound on :math:`\log p(x)`: reconstructing from the posterior mean is usually
+       better than the average over samples, so it overestimates the ELBO. It is
+       therefore returned as ``'elbo_at_mean'`` instead of ``'elbo'`` (for Ada-GVAE
+       likewise). ``log_likelihood`` is then the reconstruction at the mean.
+
+    Parameters
+    ----------
+    model : BaseAutoencoder
+        An AE, VAE, Ada-GVAE or any model with ``forward`` and ``compute_loss``.
+    data : torch.Tensor or iterable of batches
+        A single tensor ``[N, ...]`` (split into batches of ``batch_size``), or an
+        iterable of batches as in :func:`fit`: a tensor or a tuple/list whose first
+        element is ``x`` (the first two are ``(x1, x2)`` for a paired model, so a
+        paired model needs an iterable).
+    sample : bool, default True
+        Only for models whose ``forward`` has a ``sample`` argument (VAE, Ada-GVAE):
+        draw z from the posterior (``True``) or use its mean (``False``). Ignored by
+        the deterministic AE.
+    S : int, default 1
+        Latent samples per input, for models whose ``forward`` takes ``S``.
+    device : str or torch.device, optional
+        Where to run; the model is moved there. Default: where the model is.
+    batch_size : int, default 1024
+        Batch size used when ``data`` is a tensor.
+    **loss_kwargs
+        Passed to ``compute_loss`` (``likelihood``, ``beta``, ...).
+
+    Returns
+    -------
+    dict of str to float
+        Dataset means, in the order of the model's diagnostics.
+
+    Raises
+    ------
+    ValueError
+        On an unknown loss keyword, ``S != 1`` for a model without ``S``, a bad
+        ``batch_size`` or empty ``data``.
+    TypeError
+        If ``data`` is a tensor for a paired model, or a batch has the wrong form.
+    """
+    if not isinstance(sample, bool):
+        raise TypeError(f"sample must be a bool, got {sample!r}")
+    batch_size = _check_positive(batch_size, "batch_size", integer=True)
+    dev = _resolve_device(model, device)
+    model.to(dev)
+    paired = bool(getattr(model, "paired", False))
+    fwd_names, fwd_var = _parameters(model.forward)
+    takes_sample = "sample" in fwd_names or fwd_var
+    fwd, lk = _split_loss_kwargs(model, loss_kwargs)
+    if "S" in fwd_names or fwd_var:
+        fwd["S"] = S
+    elif S != 1:
+        raise ValueError(f"S must be 1 for {type(model).__name__}, whose forward takes no S; got {S!r}")
+    if takes_sample:
+        fwd["sample"] = sample
+
+    if isinstance(data, torch.Tensor):
+        if paired:
+            raise TypeError(
+                f"{type(model).__name__} is a paired model: pass an iterable of (x1, x2, ...) "
+                "batches, not a single tensor"
+            )
+        data = [data[i : i + batch_size] for i in range(0, data.shape[0], batch_size)]
+
+    sums: dict[str, float] = {}
+    total = 0
+    flags = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in data:
+                x, n = _split_batch(batch, paired, dev)
+                result = model.compute_loss(x, model(x, **fwd), **lk)
+                for name, value in result.diagnostics.items():
+                    sums[name] = sums.get(name, 0.0) + float(value) * n
+                total += n
+    finally:
+        _set_modes(model, flags)
+    if total == 0:
+        raise ValueError("data yielded no examples to evaluate")
+    means = {name: value / total for name, value in sums.items()}
+    if takes_sample and not sample and "elbo" in means:
+        means = {("elbo_at_mean" if k == "elbo" else k): v for k, v in means.items()}
+    return means
+
+
+# ----------------------------------------------------------------------------------- fit
+def fit(
+    model: nn.Module,
+    train: Iterable[Any],
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    loss_kwargs: Mapping[str, Any] | None = None,
+    beta_schedule: Callable[[int], float] | None = None,
+    eval_data: torch.Tensor | Iterable[Any] | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+    grad_clip: float | None = None,
+) -> History:
+    r"""Train a model with its own ``compute_loss`` and return the :class:`History`.
+
+    Each step runs the package's rhythm::
+
+        out = model(x, S=S)                       # S only when given in loss_kwargs
+        res = model.compute_loss(x, out, **loss_kwargs)
+        optimizer.zero_grad(set_to_none=True)
+        res.objective.backward()
+        optimizer.step()
+
+    ``fit`` adds no host-device synchronisation: it never reads the objective, and the
+    running numbers (progress bar, :class:`History`) come from ``res.diagnostics``,
+    which ``compute_loss`` has already converted to Python floats.
+
+    **Lazy layers.** If the model still has unbuilt lazy modules, ``fit`` calls
+    ``model.build(x)`` with the first training batch before creating the optimizer,
+    and records the input shape in ``model._build_input_shape`` so that
+    :func:`save_checkpoint` can store it.
+
+    Parameters
+    ----------
+    model : BaseAutoencoder
+        AE, VAE, Ada-GVAE, or any module with ``forward`` and ``compute_loss``.
+        Trained in place.
+    train : iterable of batches
+        Re-iterable (each epoch calls ``iter(train)``): a
+        :class:`~autoencoders.data.TensorLoader`, a ``DataLoader``, a list, ... A batch
+        is a tensor or a tuple/list of tensors. Single-input models use ``x =
+        batch[0]`` (labels and other extras are ignored); paired models
+        (``model.paired``, e.g. Ada-GVAE) use ``x = (batch[0], batch[1])``. Batches
+        are moved to ``device`` unless they are there already.
+    epochs : int
+        Number of passes over ``train`` (``>= 1``).
+    optimizer : torch.optim.Optimizer, optional
+        Default ``torch.optim.Adam(model.parameters(), lr=lr)``, created after the
+        build. An optimizer made before the build also works with torch's optimizers:
+        the build materialises the same parameter objects in place.
+    lr : float, default 1e-3
+        Learning rate of the default optimizer (ignored when ``optimizer`` is given).
+    loss_kwargs : dict, optional
+        Keyword arguments of ``compute_loss`` (``beta``, ``likelihood``,
+        ``free_bits``); ``'S'`` goes to ``forward`` instead. Unknown names raise.
+    beta_schedule : callable, optional
+        ``step -> beta``, called with the global step (``0, 1, ...``, restarting at
+        every call of ``fit``); overrides ``loss_kwargs['beta']``. See
+        :func:`linear_warmup` and :func:`cyclical`.
+    eval_data : torch.Tensor or iterable of batches, optional
+        Evaluated with :func:`evaluate` (``sample=True``, the same ``loss_kwargs``)
+        after every epoch and stored in ``history.eval`` with the prefix ``eval_``.
+    device : str or torch.device, optional
+        Default: where the model's parameters are. The model is moved there.
+    progress : bool, default True
+        Show a ``tqdm.auto`` bar with the epoch and the running mean of the ELBO (or
+        log-likelihood) of the current epoch; ``False`` prints nothing.
+    callbacks : sequence of callables, default ()
+        Each is called as ``cb(epoch, history, model)`` after every epoch, where
+        ``epoch`` is the number of completed epochs (1 after the first). If any
+        returns a true value, training stops after that epoch.
+    grad_clip : float, optional
+        Clip the global gradient norm to this value before each step.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    ValueError
+        On ``epochs < 1``, unknown ``loss_kwargs``, a ``beta_schedule`` for a model
+        without ``beta``, or an empty ``train``.
+    TypeError
+        On a one-shot iterator with ``epochs > 1`` or a badly formed batch.
+    FloatingPointError
+        When a diagnostic becomes NaN or infinite (the message names the step); the
+        model keeps the parameters of that step.
+    """
+    epochs = _check_positive(epochs, "epochs", integer=True)
+    if grad_clip is not None:
+        grad_clip = _check_positive(grad_clip, "grad_clip")
+    if optimizer is None:
+        lr = _check_positive(lr, "lr")
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+    if beta_schedule is not None and not callable(beta_schedule):
+        raise TypeError(f"beta_schedule must be a callable step -> beta, got {beta_schedule!r}")
+    callbacks = tuple(callbacks)
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"every callback must be callable cb(epoch, history, model), got {cb!r}")
+    if epochs > 1 and isinstance(train, Iterator):
+        raise TypeError(
+            "train is a one-shot iterator, which would be empty after the first epoch; "
+            "pass a re-iterable such as a list, DataLoader or TensorLoader"
+        )
+    fwd, lk = _split_loss_kwargs(model, loss_kwargs)
+    if beta_schedule is not None:
+        names, var = _parameters(model.compute_loss)
+        if "beta" not in names and not var:
+            raise ValueError(f"beta_schedule was given, but {type(model).__name__}.compute_loss takes no beta")
+
+    dev = _resolve_device(model, device)
+    model.to(dev)
+    paired = bool(getattr(model, "paired", False))
+
+    # Peek at the first batch: it builds lazy layers before the optimizer sees them,
+    # and it is then trained on as usual, so no extra pass over the loader is made.
+    batches = iter(train)
+    try:
+        first = next(batches)
+    except StopIteration:
+        raise ValueError("train yielded no batches") from None
+    x0, _ = _split_batch(first, paired, dev)
+    sample0 = x0[0] if paired else x0
+    unbuilt = getattr(model, "unbuilt_modules", lambda: [])()
+    if unbuilt:
+        model.build(x0)
+    if unbuilt or getattr(model, "_build_input_shape", None) is None:
+        model._build_input_shape = (1, *sample0.shape[1:])
+        model._build_input_dtype = str(sample0.dtype).removeprefix("torch.")
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    try:
+        per_epoch = len(train)  # type: ignore[arg-type]
+    except TypeError:
+        per_epoch = None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=None if per_epoch is None else epochs * per_epoch, unit="step", dynamic_ncols=True)
+
+    history = History()
+    step = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            epoch_batches = itertools.chain([first], batches) if epoch == 1 else iter(train)
+            if bar is not None:
+                bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
+            sums: dict[str, float] = {}
+            seen = 0
+            shown_at = time.perf_counter()
+            model.train()
+            start = time.perf_counter()
+            for batch in epoch_batches:
+                x, n = _split_batch(batch, paired, dev)
+                if beta_schedule is not None:
+                    lk["beta"] = beta_schedule(step)
+                out = model(x, **fwd)
+                res = model.compute_loss(x, out, **lk)
+                optimizer.zero_grad(set_to_none=True)
+                res.objective.backward()
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                optimizer.step()
+                step += 1
+                diag = res.diagnostics
+                for name, value in diag.items():
+                    value = float(value)
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"diagnostic {name!r} became {value} at step {step - 1} (epoch {epoch}); "
+                            f"diagnostics: {dict(diag)}. Try a lower lr, grad_clip or a beta warm-up."
+                        )
+                    sums[name] = sums.get(name, 0.0) + value * n
+                if beta_schedule is not None:
+                    sums["beta"] = sums.get("beta", 0.0) + float(lk["beta"]) * n
+                seen += n
+                if bar is not None:
+                    bar.update(1)
+                    now = time.perf_counter()
+                    if now - shown_at >= _POSTFIX_EVERY_S and sums:
+                        shown_at = now
+                        key = _shown_key(sums)
+                        bar.set_postfix_str(f"{key}={sums[key] / seen:.4g}", refresh=False)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)  # once per epoch, so epoch_time is honest
+            elapsed = time.perf_counter() - start
+            if seen == 0:
+                raise ValueError(f"train yielded no batches in epoch {epoch}")
+            history.steps = step
+            history.epoch_time.append(elapsed)
+            for name, value in sums.items():
+                history.train.setdefault(name, []).append(value / seen)
+            key = _shown_key(sums) if sums else None
+            postfix = f"{key}={sums[key] / seen:.4g}" if key else ""
+            if eval_data is not None:
+                results = evaluate(model, eval_data, device=dev, **_eval_kwargs(fwd, lk))
+                for name, value in results.items():
+                    history.eval.setdefault(f"eval_{name}", []).append(value)
+                if key in results:
+                    postfix += f", eval_{key}={results[key]:.4g}"
+            if bar is not None:
+                bar.set_postfix_str(postfix, refresh=True)
+            stop = [bool(cb(epoch, history, model)) for cb in callbacks]
+            if any(stop):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
+
+
+def _eval_kwargs(fwd: Mapping[str, Any], lk: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for :func:`evaluate` that match a training step's settings."""
+    return {**lk, **({"S": fwd["S"]} if "S" in fwd else {})}
+
+
+def _shown_key(sums: Mapping[str, float]) -> str:
+    for key in _SHOWN:
+        if key in sums:
+            return key
+    return next(iter(sums))
+
+
+# ------------------------------------------------------------------------ beta schedules
+@dataclass(frozen=True)
+class _LinearWarmup:
+    warmup_steps: int
+    beta_max: float
+    beta_min: float
+
+    def __call__(self, step: int) -> float:
+        step = _check_positive(step, "step", integer=True, allow_zero=True)
+        if self.warmup_steps == 0 or step >= self.warmup_steps:
+            return self.beta_max
+        return self.beta_min + (self.beta_max - self.beta_min) * step / self.warmup_steps
+
+
+@dataclass(frozen=True)
+class _Cyclical:
+    period: int
+    beta_max: float
+    ratio: float
+    n_cycles: int | None
+
+    def __call__(self, step: int) -> float:
+        step = _check_positive(step, "step", integer=True, allow_zero=True)
+        if self.n_cycles is not None and step >= self.n_cycles * self.period:
+            return self.beta_max
+        tau = (step % self.period) / self.period
+        return self.beta_max * min(1.0, tau / self.ratio)
+
+
+def linear_warmup(warmup_steps: int, beta_max: float = 1.0, beta_min: float = 0.0) -> Callable[[int], float]:
+    r"""KL annealing: :math:`\beta` rises linearly, then stays at ``beta_max``.
+
+    .. math::
+
+        \beta(t) = \beta_{\min} + (\beta_{\max} - \beta_{\min})
+                   \min\!\Big(1, \frac{t}{T_{\mathrm{warm}}}\Big),
+        \qquad t = 0, 1, 2, \dots
+
+    so :math:`\beta(0) = \beta_{\min}` and :math:`\beta(t) = \beta_{\max}` for
+    :math:`t \ge T_{\mathrm{warm}}`. ``warmup_steps=0`` gives the constant
+    :math:`\beta_{\max}`.
+
+    Parameters
+    ----------
+    warmup_steps : int
+        :math:`T_{\mathrm{warm}} \ge 0`, in optimizer steps.
+    beta_max : float, default 1.0
+        Final weight, :math:`\ge \beta_{\min}`.
+    beta_min : float, default 0.0
+        Initial weight, :math:`\ge 0`.
+
+    Returns
+    -------
+    callable
+        ``step -> beta`` for :func:`fit`'s ``beta_schedule``.
+
+    Examples
+    --------
+    >>> schedule = linear_warmup(10, beta_max=1.0)
+    >>> [schedule(t) for t in (0, 5, 10, 50)]
+    [0.0, 0.5, 1.0, 1.0]
+    """
+    warmup_steps = _check_positive(warmup_steps, "warmup_steps", integer=True, allow_zero=True)
+    beta_max = _check_positive(beta_max, "beta_max", allow_zero=True)
+    beta_min = _check_positive(beta_min, "beta_min", allow_zero=True)
+    if beta_min > beta_max:
+        raise ValueError(f"beta_min must be <= beta_max = {beta_max}, got {beta_min}")
+    return _LinearWarmup(warmup_steps, beta_max, beta_min)
+
+
+def cyclical(
+    period: int, beta_max: float = 1.0, ratio: float = 0.5, n_cycles: int | None = None
+) -> Callable[[int], float]:
+    r"""Cyclical KL annealing :cite:p:`fu2019cyclical`.
+
+    Within each cycle of :math:`T` steps, :math:`\beta` rises linearly from 0 over the
+    first :math:`R\,T` steps and then stays at :math:`\beta_{\max}`:
+
+    .. math::
+
+        \tau(t) = \frac{t \bmod T}{T}, \qquad
+        \beta(t) = \beta_{\max}\,\min\!\Big(1, \frac{\tau(t)}{R}\Big),
+        \qquad t = 0, 1, 2, \dots
+
+    After ``n_cycles`` cycles (:math:`t \ge n_{\mathrm{cycles}} T`), if given,
+    :math:`\beta = \beta_{\max}` for good.
+
+    Parameters
+    ----------
+    period : int
+        Cycle length :math:`T \ge 1` in optimizer steps.
+    beta_max : float, default 1.0
+        Plateau value, :math:`\ge 0`.
+    ratio : float, default 0.5
+        :math:`R \in (0, 1]`, the fraction of each cycle spent rising.
+    n_cycles : int, optional
+        Number of cycles :math:`\ge 1`; ``None`` repeats forever.
+
+    Returns
+    -------
+    callable
+        ``step -> beta`` for :func:`fit`'s ``beta_schedule``.
+
+    Examples
+    --------
+    >>> schedule = cyclical(10, ratio=0.5)
+    >>> [schedule(t) for t in (0, 2, 5, 9, 10, 12)]
+    [0.0, 0.4, 1.0, 1.0, 0.0, 0.4]
+    """
+    period = _check_positive(period, "period", integer=True)
+    beta_max = _check_positive(beta_max, "beta_max", allow_zero=True)
+    ratio = _check_positive(ratio, "ratio")
+    if ratio > 1:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    if n_cycles is not None:
+        n_cycles = _check_positive(n_cycles, "n_cycles", integer=True)
+    return _Cyclical(period, beta_max, ratio, n_cycles)
+
+
+# --------------------------------------------------------------------------- checkpoints
+_META_TYPES = (type(None), bool, int, float, str, torch.Tensor)
+
+
+def _check_meta(value: Any, where: str) -> None:
+    """Keep ``meta`` loadable with ``torch.load(weights_only=True)``."""
+    if isinstance(value, _META_TYPES):
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_meta(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int):
+                raise TypeError(f"meta keys must be str or int, got {key!r} in {where}")
+            _check_meta(item, f"{where}[{key!r}]")
+        return
+    raise TypeError(
+        f"{where} must be None, bool, int, float, str, a tensor, or a list/tuple/dict of "
+        f"those (so the checkpoint loads with weights_only=True), got {type(value).__name__}"
+    )
+
+
+def _input_spec(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[list[int] | None, str | None]:
+    shape = input_shape if input_shape is not None else getattr(model, "_build_input_shape", None)
+    if shape is None:
+        return None, None
+    if (
+        isinstance(shape, torch.Size | tuple | list)
+        and len(shape) >= 1
+        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape)
+    ):
+        dtype = getattr(model, "_build_input_dtype", "float32") if input_shape is None else "float32"
+        return [int(s) for s in shape], dtype
+    raise ValueError(f"input_shape must be a sequence of positive ints like (1, 1, 28, 28), got {shape!r}")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    **meta: Any,
+) -> Path:
+    """Save model (and optimizer) state atomically.
+
+    The checkpoint is written to a temporary file in the destination folder, flushed
+    to disk (``fsync``) and then renamed over ``path`` with :func:`os.replace`, which is
+    atomic: an interrupted save leaves any previous checkpoint intact and removes the
+    temporary file.
+
+    It stores the model's ``state_dict``, the optimizer's (when given), ``meta``, the
+    package version, and the shape and dtype of one build input so that
+    :func:`load_checkpoint` can rebuild lazy layers of a fresh model. That shape is
+    ``input_shape`` when given, else ``model._build_input_shape``, which :func:`fit`
+    records from the first training batch. For a model built by hand, pass it:
+    ``save_checkpoint(path, model, input_shape=(1, 1, 28, 28))``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file (conventionally ``*.pt``); its folder must exist.
+    model : torch.nn.Module
+        The model to save.
+    optimizer : torch.optim.Optimizer, optional
+        Saved too, so training can resume exactly.
+    input_shape : sequence of int, optional
+        Shape of one build input including a batch dimension, e.g. ``(1, 1, 28, 28)``
+        (for a paired model, the shape of one view).
+    **meta
+        Anything else to remember (epoch, seed, history values): ``None``, ``bool``,
+        ``int``, ``float``, ``str``, tensors, and lists/tuples/dicts of those.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    TypeError
+        If a ``meta`` value has another type.
+    FileNotFoundError
+        If the destination folder does not exist.
+    """
+    from . import __version__
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"the folder of the checkpoint path does not exist: {str(path.parent)!r}")
+    _check_meta(meta, "meta")
+    shape, dtype = _input_spec(model, input_shape)
+    checkpoint = {
+        "format": _CHECKPOINT_FORMAT,
+        "format_version": _CHECKPOINT_VERSION,
+        "package_version": __version__,
+        "model_class": type(model).__name__,
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "input_shape": shape,
+        "input_dtype": dtype,
+        "meta": meta,
+    }
+    tmp = tempfile.NamedTemporaryFile(delete=False, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with tmp:
+            torch.save(checkpoint, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        # NamedTemporaryFile creates the file with mode 0600; give it the mode a plain
+        # open() would (the umask can only be read by setting it, then restoring it).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp.name, 0o666 & ~umask)
+        os.replace(tmp.name, path)
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    sample: Any = None,
+    map_location: str | torch.device | None = "cpu",
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model``.
+
+    If ``model`` still has unbuilt lazy layers (a freshly constructed VAE), it is
+    first built with ``sample`` when given, else with zeros of the input shape stored
+    in the checkpoint (a pair of zeros for a paired model); building runs in eval
+    mode and changes nothing but the shapes. Then the state is loaded strictly.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+    model : torch.nn.Module
+        A model of the same architecture (built or not).
+    optimizer : torch.optim.Optimizer, optional
+        Receives the saved optimizer state. Create it after the model is built (for
+        an unbuilt model: call ``model.build`` or load without the optimizer first).
+    sample : torch.Tensor or tuple of torch.Tensor, optional
+        A build input, used only if the model is unbuilt.
+    map_location : str or torch.device, default ``'cpu'``
+        Passed to :func:`torch.load`; the tensors are then copied into the model's
+        parameters wherever those live.
+
+    Returns
+    -------
+    dict
+        The ``meta`` given to :func:`save_checkpoint`.
+
+    Raises
+    ------
+    ValueError
+        If the file is not such a checkpoint, the model is unbuilt and neither
+        ``sample`` nor a stored input shape is available, or an optimizer is passed
+        but none was saved.
+    RuntimeError
+        From ``load_state_dict`` when the architectures differ.
+    """
+    checkpoint = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"{str(path)!r} is not a checkpoint written by autoencoders.train.save_checkpoint")
+    if optimizer is not None and checkpoint["optimizer"] is None:
+        raise ValueError(f"an optimizer was passed, but {str(path)!r} holds no optimizer state")
+    if getattr(model, "unbuilt_modules", lambda: [])():
+        if sample is None:
+            shape = checkpoint["input_shape"]
+            if shape is None:
+                raise ValueError(
+                    f"{type(model).__name__} has unbuilt lazy modules and {str(path)!r} stores no "
+                    "input shape: pass sample=<one input batch> to load_checkpoint (or save "
+                    "with input_shape=...)"
+                )
+            dev = _model_device(model) or torch.device("cpu")
+            zeros = torch.zeros(shape, dtype=getattr(torch, checkpoint["input_dtype"]), device=dev)
+            sample = (zeros, zeros.clone()) if getattr(model, "paired", False) else zeros
+        model.build(sample)
+    model.load_state_dict(checkpoint["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    return dict(checkpoint["meta"])

@@ -169,7 +169,17 @@ class BaseAutoencoder(nn.Module, ABC):
         -------
         BaseAutoencoder
             ``self``, so ``model = VAE(...).build(x)`` reads naturally.
+
+        Notes
+        -----
+        The shape and dtype of one input (``[1, *x.shape[1:]]``; for pair models one
+        view) are recorded in ``_build_input_shape`` / ``_build_input_dtype`` so that
+        :func:`autoencoders.train.load_checkpoint` can rebuild the model by itself.
         """
+        first = input_sample[0] if isinstance(input_sample, tuple | list) else input_sample
+        if isinstance(first, torch.Tensor):
+            self._build_input_shape = (1, *first.shape[1:])
+            self._build_input_dtype = str(first.dtype).removeprefix("torch.")
         flags = {module: module.training for module in self.modules()}
         self.eval()
         try:

@@ -295,6 +295,17 @@ class VAE(BaseAutoencoder):
             Gaussian likelihood they omit the constant :math:`-\tfrac12\log 2\pi`
             per element.
         """
+        objective, ll, kl = self._loss_terms(x, output, beta, likelihood, free_bits)
+        return LossResult(
+            objective=objective,
+            diagnostics=float_diagnostics({"log_likelihood": ll, "kl_divergence": kl, "elbo": ll - kl}),
+        )
+
+    def _loss_terms(
+        self, x: torch.Tensor, output: VAEOutput, beta: float, likelihood: LikelihoodLike, free_bits: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(objective, mean log-likelihood, mean KL)`` as tensors, so that callers
+        can convert all their diagnostics with a single host-device synchronisation."""
         beta = _check_nonnegative(beta, "beta")
         free_bits = _check_nonnegative(free_bits, "free_bits")
         check_tensor(x, "x")
@@ -310,13 +321,7 @@ class VAE(BaseAutoencoder):
             objective = -(ll.mean() - beta * kl_term)
         else:
             objective = -(ll - beta * kl).mean()
-        ll_mean, kl_mean = ll.mean(), kl.mean()
-        return LossResult(
-            objective=objective,
-            diagnostics=float_diagnostics(
-                {"log_likelihood": ll_mean, "kl_divergence": kl_mean, "elbo": ll_mean - kl_mean}
-            ),
-        )
+        return objective, ll.mean(), kl.mean()
 
     def log_marginal_likelihood(
         self,
@@ -533,20 +538,20 @@ class AdaGVAE(BaseAutoencoder):
             adapted posteriors coincide).
         """
         x1, x2 = self._split_pair(x)
-        r1 = self.vae.compute_loss(x1, output.output1, beta=beta, likelihood=likelihood, free_bits=free_bits)
-        r2 = self.vae.compute_loss(x2, output.output2, beta=beta, likelihood=likelihood, free_bits=free_bits)
         o1, o2 = output.output1, output.output2
+        obj1, ll1, kl1 = self.vae._loss_terms(x1, o1, beta, likelihood, free_bits)
+        obj2, ll2, kl2 = self.vae._loss_terms(x2, o2, beta, likelihood, free_bits)
         mask = output.shared_mask
         if mask is None:
             mask = (o1.mu == o2.mu) & (o1.log_var == o2.log_var)
-        shared = mask.sum(1).to(o1.mu.dtype).mean()
-        d1, d2 = r1.diagnostics, r2.diagnostics
-        diagnostics = {
-            "elbo": d1["elbo"] + d2["elbo"],
-            "log_likelihood_x1": d1["log_likelihood"],
-            "log_likelihood_x2": d2["log_likelihood"],
-            "kl_divergence_x1": d1["kl_divergence"],
-            "kl_divergence_x2": d2["kl_divergence"],
-            "shared_dims": float(shared),
-        }
-        return LossResult(objective=r1.objective + r2.objective, diagnostics=diagnostics)
+        diagnostics = float_diagnostics(
+            {
+                "elbo": (ll1 - kl1) + (ll2 - kl2),
+                "log_likelihood_x1": ll1,
+                "log_likelihood_x2": ll2,
+                "kl_divergence_x1": kl1,
+                "kl_divergence_x2": kl2,
+                "shared_dims": mask.sum(1).to(o1.mu.dtype).mean(),
+            }
+        )
+        return LossResult(objective=obj1 + obj2, diagnostics=diagnostics)

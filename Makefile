@@ -26,11 +26,15 @@ book: install
 	BOOK_HTML=$(BOOK_OUT)/_build/html $(PY) -m pytest tests/test_book_html.py -q -o addopts="" -p no:cacheprovider
 
 test: install
-	$(PY) -m ruff check autoencoders tests benchmarks
+	$(PY) -m ruff check autoencoders tests benchmarks tools
 	AUTOENCODERS_FAST=$${AUTOENCODERS_FAST:-1} $(PY) -m pytest
 
 lint: install
 	$(PY) -m ruff check .
+
+# Student copies of the assignment notebooks (solution cells replaced by skeletons).
+assignments: install
+	$(PY) tools/make_assignments.py --out assignments/
 
 bench: install
 	$(PY) -m benchmarks.vae_speed

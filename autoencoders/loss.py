@@ -30,6 +30,7 @@ __all__ = [
     "kl_divergence_diag_gaussian",
     "distribution_mean",
     "resolve_likelihood",
+    "float_diagnostics",
 ]
 
 _LOG2 = math.log(2.0)

@@ -19,9 +19,12 @@ install: $(PY)
 # (offline MathJax). jupyter-cache keys executed notebooks on their code only, so a
 # fast-mode build (AUTOENCODERS_FAST=1) gets its own folder, _build/fast/_build/html,
 # and can never leak fast-mode results into _build/html.
+# Progress bars are widgets in Jupyter; a static page would only show their first frame
+# ("0%|"), so the book build turns them off (TQDM_DISABLE); notebooks opened in
+# Jupyter or Colab keep them.
 BOOK_OUT = $(if $(filter 1 true yes on,$(AUTOENCODERS_FAST)),_build/fast,.)
 book: install
-	AUTOENCODERS_DATA="$${AUTOENCODERS_DATA:-$(abspath $(wildcard ../shared/data))}" \
+	TQDM_DISABLE=1 AUTOENCODERS_DATA="$${AUTOENCODERS_DATA:-$(abspath $(wildcard ../shared/data))}" \
 		$(VENV)/bin/jupyter-book build . -W --keep-going --path-output $(BOOK_OUT)
 	BOOK_HTML=$(BOOK_OUT)/_build/html $(PY) -m pytest tests/test_book_html.py -q -o addopts="" -p no:cacheprovider
 

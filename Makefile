@@ -40,7 +40,7 @@ assignments: install
 	$(PY) tools/make_assignments.py --out assignments/
 
 bench: install
-	$(PY) -m benchmarks.vae_speed
+	$(PY) -m benchmarks.vae_speed --epochs 5 --repeats 3
 
 clean:
 	rm -rf _build .pytest_cache

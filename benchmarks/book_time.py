@@ -12,16 +12,19 @@ Fast mode sets ``AUTOENCODERS_FAST=1`` (what ``make test`` runs), full mode
 Targets on the 2-core CI machine: the fast suite under 6 minutes, the full book under
 45 minutes.
 
+On a machine shared with other jobs, torch's default of one thread per core makes the
+threads of each matrix product wait for each other; ``--threads 1`` (which sets
+``OMP_NUM_THREADS=1`` for the kernels) then runs the notebooks several times faster.
+
 Usage::
 
     python -m benchmarks.book_time [--fast-only | --full-only] [--notebooks 01_bottleneck,04_vae]
-        [--timeout 3600] [--json PATH]
+        [--timeout 3600] [--threads N] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -31,7 +34,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.vae_speed import REPO, RESULTS, load_average, machine_info
+from benchmarks.vae_speed import REPO, RESULTS, load_average, machine_info, write_json
 
 BOOK = REPO / "book"
 TARGETS_S = {"fast": 6 * 60.0, "full": 45 * 60.0}
@@ -53,17 +56,25 @@ def find_notebooks(names: Sequence[str] | None = None, book: Path = BOOK) -> lis
     return chosen
 
 
-def execute(notebook: Path, workdir: Path, fast: bool, timeout: int | None) -> dict[str, object]:
-    """Run one notebook (a copy inside ``workdir``); return its seconds and status."""
+def execute(
+    notebook: Path, workdir: Path, fast: bool, timeout: int | None, threads: int | None = None
+) -> dict[str, object]:
+    """Run one notebook (a copy inside ``workdir``); return its seconds and status.
+
+    ``threads`` sets ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` for the kernel (torch's
+    intra-op threads); ``None`` leaves torch's default (one per core).
+    """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(workdir / notebook.name, as_version=4)
     env = {
         "AUTOENCODERS_FAST": MODES["fast" if fast else "full"],
         "MPLBACKEND": "Agg",
     }
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     shared = REPO.parent / "shared" / "data"
     if not os.environ.get("AUTOENCODERS_DATA") and shared.is_dir():
         env["AUTOENCODERS_DATA"] = str(shared)
@@ -81,6 +92,10 @@ def execute(notebook: Path, workdir: Path, fast: bool, timeout: int | None) -> d
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # drop the traceback's colour codes
         lines = [ln for ln in text.strip().splitlines() if ln.strip()]
         error = lines[-1][:300] if lines else type(err).__name__
+    except Exception as err:  # a dead kernel (e.g. out of memory): record it, go on
+        status = "died" if isinstance(err, DeadKernelError) or isinstance(err.__context__, DeadKernelError) else "error"
+        cause = err.__context__ if isinstance(err.__context__, DeadKernelError) else err
+        error = f"{type(cause).__name__}: {cause}"[:300]
     finally:
         seconds = time.perf_counter() - start
         for k, v in saved.items():
@@ -93,7 +108,9 @@ def execute(notebook: Path, workdir: Path, fast: bool, timeout: int | None) -> d
             "load_1min": load_average()}
 
 
-def run(notebooks: Sequence[Path], modes: Sequence[str], timeout: int | None, log=print) -> dict[str, list]:
+def run(
+    notebooks: Sequence[Path], modes: Sequence[str], timeout: int | None, threads: int | None = None, log=print
+) -> dict[str, list]:
     """Execute every notebook in every mode; one temporary copy of the book per mode."""
     results: dict[str, list] = {}
     for mode in modes:
@@ -102,7 +119,7 @@ def run(notebooks: Sequence[Path], modes: Sequence[str], timeout: int | None, lo
             workdir = Path(tmp) / "book"
             shutil.copytree(notebooks[0].parent, workdir, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
             for nb in notebooks:
-                row = execute(nb, workdir, fast=mode == "fast", timeout=timeout)
+                row = execute(nb, workdir, fast=mode == "fast", timeout=timeout, threads=threads)
                 results[mode].append(row)
                 note = "" if row["status"] == "ok" else f"  {row['status'].upper()}: {row['error']}"
                 log(f"  {mode:<4} {nb.stem:<32} {row['seconds']:8.1f} s  load {row['load_1min']:.2f}{note}")
@@ -137,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     which.add_argument("--full-only", action="store_true", help="only AUTOENCODERS_FAST=0")
     parser.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: all)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per kernel (OMP_NUM_THREADS); default: one per core")
     parser.add_argument("--book", type=Path, default=BOOK, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=RESULTS / "book_time.json")
     args = parser.parse_args(argv)
@@ -153,9 +172,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     info = machine_info(torch.device("cpu"))
     info["load_1min_start"] = load_average()
-    print(f"os.cpu_count()={info['cpu_count']}, torch {info['torch']}, "
-          f"1-min load average {info['load_1min_start']:.2f}; {len(notebooks)} notebook(s), modes {modes}")
-    results = run(notebooks, modes, args.timeout)
+    print(f"os.cpu_count()={info['cpu_count']}, torch {info['torch']}, kernel threads "
+          f"{args.threads or 'default'}, 1-min load average {info['load_1min_start']:.2f}; "
+          f"{len(notebooks)} notebook(s), modes {modes}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    info["kernel_threads"] = args.threads or "default"
+    results = run(notebooks, modes, args.timeout, args.threads)
     info["load_1min_end"] = load_average()
     print()
     print(format_table(results))
@@ -166,8 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "results": results,
         "totals_s": {m: sum(r["seconds"] for r in rows) for m, rows in results.items()},
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
+    write_json(args.json, report)
     print(f"wrote {args.json}")
     return report
 

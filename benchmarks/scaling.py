@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -172,8 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )
     plot(rows, n, gemm, args.png, title)
     report = {"machine": info, "n_train": n, "epochs": args.epochs, "gemm_gflops": gemm, "rows": rows}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
+    vs.write_json(args.json, report)
     print(f"wrote {args.png} and {args.json}")
     return report
 

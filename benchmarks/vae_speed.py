@@ -135,6 +135,12 @@ def load_average() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def write_json(path: Path, report: dict[str, object]) -> None:
+    """Write a benchmark's report as indented JSON, creating the folder if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+
+
 def machine_info(device: torch.device) -> dict[str, object]:
     info: dict[str, object] = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -666,8 +672,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "baseline": BASELINE,
         "runs": [asdict(r) for r in results.values()],
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
+    write_json(args.json, report)
     print(f"wrote {args.json}")
     return report
 

@@ -155,13 +155,16 @@ def test_book_time_runs_a_copy_in_each_mode(tmp_path):
     book.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
-        "import os\nassert os.environ['AUTOENCODERS_FAST'] == '1', 'full mode'\nprint('ran')"
+        "import os\nassert os.environ['OMP_NUM_THREADS'] == '1'\n"
+        "assert os.environ['AUTOENCODERS_FAST'] == '1', 'full mode'\nprint('ran')"
     )]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, book / "01_tiny.ipynb")
     before = (book / "01_tiny.ipynb").read_bytes()
     js = tmp_path / "book_time.json"
-    report = book_time.main(["--book", str(book), "--json", str(js), "--timeout", "120"])
+    report = book_time.main(
+        ["--book", str(book), "--json", str(js), "--timeout", "120", "--threads", "1"]
+    )
     fast, full = report["results"]["fast"], report["results"]["full"]
     assert [(r["notebook"], r["status"]) for r in fast] == [("01_tiny", "ok")]
     # AUTOENCODERS_FAST=0 in full mode makes the notebook's assertion fail.

@@ -371,10 +371,10 @@ class ProceduralSprites(FactorImages):
     Rendering is a handful of elementwise torch operations on a ``[N, 64, 64]`` grid
     per shape (no loop over pixels or images); it is deterministic per factor
     combination on a given device (it does not depend on the rest of the batch).
-    Throughput for batches of 4,096 mixed shapes, measured on the 2-core CI machine
-    (Intel Xeon) while other jobs were using it: 3,000 to 6,000 images/s wall-clock,
-    and about 25,000 images per second of single-thread CPU time, which is roughly
-    what one idle core delivers. Either way, rendering a training batch of 64 takes
+    Throughput for a batch of 4,096 mixed shapes on the idle 2-core CI machine (Intel
+    Xeon, PyTorch 2.15, CPU): about 22,000 images/s with two threads and 20,000 with
+    one (best of three runs). While other jobs shared the cores it fell to 3,000 to
+    6,000 images/s. Either way, rendering a training batch of 64 takes a few
     milliseconds, far less than a training step of a 64 x 64 conv VAE.
 
     Parameters

@@ -31,6 +31,8 @@ from torch import nn
 
 from .utils import get_device
 
+LRSchedulerLike = torch.optim.lr_scheduler.LRScheduler
+
 __all__ = [
     "History",
     "fit",
@@ -61,7 +63,8 @@ class History:
     train : dict of str to list of float
         Per-epoch means of every training diagnostic (weighted by batch size), e.g.
         ``train['elbo'][-1]``. With a ``beta_schedule`` it also holds ``'beta'``, the
-        mean :math:`\\beta` of the epoch.
+        mean :math:`\\beta` of the epoch, and with a ``scheduler`` ``'lr'``, the mean
+        learning rate of the epoch.
     eval : dict of str to list of float
         Results of :func:`evaluate` on ``eval_data`` after every epoch, with the prefix
         ``eval_`` (``eval['eval_elbo']``). Empty without ``eval_data``.
@@ -294,6 +297,34 @@ def _default_adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 
 
+def _bind_scheduler(scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:
+    """The scheduler to step: ``scheduler`` itself, or ``scheduler(optimizer)`` for a factory."""
+    if scheduler is None:
+        return None
+    if not _is_scheduler(scheduler):
+        made = scheduler(optimizer)
+        if not _is_scheduler(made):
+            raise TypeError(
+                f"the scheduler factory must return a torch.optim.lr_scheduler scheduler, got {made!r}"
+            )
+        scheduler = made
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise TypeError(
+            "ReduceLROnPlateau needs a metric in step(metric); fit steps schedulers without "
+            "arguments, so step it from a callback: callbacks=[lambda e, h, m: sched.step(-h.last('elbo'))]"
+        )
+    if scheduler.optimizer is not optimizer:
+        raise ValueError(
+            "scheduler is bound to a different optimizer than the one fit trains with; pass that "
+            "optimizer as optimizer=..., or pass a factory scheduler=lambda opt: ... instead"
+        )
+    return scheduler
+
+
+def _is_scheduler(obj: Any) -> bool:
+    return isinstance(obj, (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau))
+
+
 def _set_modes(model: nn.Module, flags: Mapping[nn.Module, bool]) -> None:
     for module, flag in flags.items():
         module.training = flag
@@ -431,6 +462,8 @@ def fit(
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
     grad_clip: float | None = None,
+    scheduler: LRSchedulerLike | Callable[[torch.optim.Optimizer], LRSchedulerLike] | None = None,
+    scheduler_interval: str = "epoch",
 ) -> History:
     r"""Train a model with its own ``compute_loss`` and return the :class:`History`.
 
@@ -494,6 +527,18 @@ def fit(
         returns a true value, training stops after that epoch.
     grad_clip : float, optional
         Clip the global gradient norm to this value before each step.
+    scheduler : LRScheduler or callable, optional
+        A learning-rate schedule from ``torch.optim.lr_scheduler``, stepped without
+        arguments. Either a scheduler already bound to ``optimizer``, or a factory
+        ``optimizer -> scheduler`` that ``fit`` calls on the optimizer it trains with
+        (the only way to schedule the default optimizer), e.g.
+        ``scheduler=lambda opt: ExponentialLR(opt, gamma=0.9)``. With a scheduler,
+        ``history.train['lr']`` holds the mean learning rate of each epoch (first
+        parameter group). ``ReduceLROnPlateau`` needs a metric: step it from a
+        callback instead.
+    scheduler_interval : {'epoch', 'step'}, default 'epoch'
+        Step the scheduler after every epoch (after the callbacks) or after every
+        optimizer step.
 
     Returns
     -------
@@ -503,9 +548,11 @@ def fit(
     ------
     ValueError
         On ``epochs < 1``, unknown ``loss_kwargs``, a ``beta_schedule`` for a model
-        without ``beta``, or an empty ``train``.
+        without ``beta``, an empty ``train``, a ``scheduler_interval`` other than
+        ``'epoch'``/``'step'``, or a scheduler bound to another optimizer.
     TypeError
-        On a one-shot iterator with ``epochs > 1`` or a badly formed batch.
+        On a one-shot iterator with ``epochs > 1``, a badly formed batch, or a
+        ``scheduler`` that is neither a scheduler nor a factory returning one.
     FloatingPointError
         When a diagnostic becomes NaN or infinite (the message names the step); the
         model keeps the parameters of that step.
@@ -519,6 +566,10 @@ def fit(
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
     if beta_schedule is not None and not callable(beta_schedule):
         raise TypeError(f"beta_schedule must be a callable step -> beta, got {beta_schedule!r}")
+    if scheduler_interval not in ("epoch", "step"):
+        raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+    if scheduler is not None and not callable(scheduler) and not hasattr(scheduler, "step"):
+        raise TypeError(f"scheduler must be an LRScheduler or a callable optimizer -> scheduler, got {scheduler!r}")
     callbacks = tuple(callbacks)
     for cb in callbacks:
         if not callable(cb):
@@ -556,6 +607,8 @@ def fit(
     if optimizer is None:
         optimizer = _default_adam(model, lr)
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    scheduler = _bind_scheduler(scheduler, optimizer)
+    step_each_batch = scheduler is not None and scheduler_interval == "step"
 
     try:
         per_epoch = len(train)  # type: ignore[arg-type]
@@ -602,6 +655,10 @@ def fit(
                     sums[name] = sums.get(name, 0.0) + value * n
                 if beta_schedule is not None:
                     sums["beta"] = sums.get("beta", 0.0) + float(lk["beta"]) * n
+                if scheduler is not None:
+                    sums["lr"] = sums.get("lr", 0.0) + float(optimizer.param_groups[0]["lr"]) * n
+                    if step_each_batch:
+                        scheduler.step()
                 seen += n
                 if bar is not None:
                     bar.update(1)
@@ -630,6 +687,8 @@ def fit(
             if bar is not None:
                 bar.set_postfix_str(postfix, refresh=True)
             stop = [bool(cb(epoch, history, model)) for cb in callbacks]
+            if scheduler is not None and not step_each_batch:
+                scheduler.step()
             if any(stop):
                 break
     finally:

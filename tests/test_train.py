@@ -253,6 +253,57 @@ def test_nan_diagnostic_raises_with_the_step():
         fit(Recorder(nan_at_call=3), [torch.ones(2, 1)] * 2, epochs=3, device="cpu", progress=False)
 
 
+def test_fit_with_a_scheduler_matches_a_hand_written_loop():
+    # Reference: plain SGD on the Recorder's one parameter with ExponentialLR stepped
+    # once per epoch, written out by hand; fit must reproduce the weight exactly.
+    x = torch.linspace(0.1, 1.0, 8).reshape(8, 1)
+    batches = [x[:4], x[4:]]
+    w_ref, lr, gamma = torch.ones(()), 0.1, 0.5
+    lrs = []
+    for epoch in range(3):
+        for xb in batches:
+            grad = (2 * (xb * w_ref - 2 * xb) * xb).mean()  # d/dw mean((w x - 2x)^2)
+            w_ref = w_ref - lr * gamma**epoch * grad
+            lrs.append(lr * gamma**epoch)
+    model = Recorder()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    history = fit(
+        model, batches, epochs=3, optimizer=optimizer, device="cpu", progress=False,
+        scheduler=torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma),
+    )
+    assert float(model.w.detach()) == pytest.approx(float(w_ref), rel=1e-6)
+    assert history.train["lr"] == pytest.approx([0.1, 0.05, 0.025])
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0125)
+
+
+def test_fit_scheduler_factory_schedules_the_default_optimizer_per_step():
+    x = torch.ones(8, 1)
+    history = fit(
+        Recorder(), [x[:4], x[4:]], epochs=2, lr=1.0, device="cpu", progress=False,
+        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
+        scheduler_interval="step",
+    )
+    # Per-step learning rates 1, 1/2, 1/4, 1/8: epoch means 3/4 and 3/16.
+    assert history.train["lr"] == pytest.approx([0.75, 0.1875])
+
+
+def test_fit_rejects_bad_schedulers():
+    x = torch.ones(4, 1)
+    other = torch.optim.SGD([nn.Parameter(torch.ones(()))], lr=0.1)
+    with pytest.raises(ValueError, match="scheduler_interval must be 'epoch' or 'step', got 'batch'"):
+        fit(Recorder(), [x], epochs=1, progress=False, scheduler_interval="batch")
+    with pytest.raises(ValueError, match="bound to a different optimizer"):
+        fit(Recorder(), [x], epochs=1, progress=False,
+            scheduler=torch.optim.lr_scheduler.StepLR(other, step_size=1))
+    with pytest.raises(TypeError, match="ReduceLROnPlateau needs a metric"):
+        fit(Recorder(), [x], epochs=1, progress=False,
+            scheduler=lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt))
+    with pytest.raises(TypeError, match="factory must return a torch.optim.lr_scheduler scheduler, got 0.5"):
+        fit(Recorder(), [x], epochs=1, progress=False, scheduler=lambda opt: 0.5)
+    with pytest.raises(TypeError, match="scheduler must be an LRScheduler or a callable"):
+        fit(Recorder(), [x], epochs=1, progress=False, scheduler=0.9)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

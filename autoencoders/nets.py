@@ -319,7 +319,80 @@ def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
 
 
-class ConvEncoder28(_Encoder):
+class _ConvEncoder(_Encoder):
+    """Stride-2 4x4 convolutions, flatten, FC ``hidden`` (+ optional linear to the code).
+
+    Subclasses set ``side`` (input height = width) and ``channels`` (one conv per entry);
+    each conv halves the side.
+    """
+
+    side: int
+    channels: tuple[int, ...]
+
+    def __init__(
+        self,
+        latent_dim: int | None = None,
+        *,
+        in_channels: int = 1,
+        hidden: int = 256,
+        activation: ActivationFactory = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = _optional_latent_dim(latent_dim)
+        in_channels = _positive_int("in_channels", in_channels)
+        hidden = _positive_int("hidden", hidden)
+        self.in_shape = (in_channels, self.side, self.side)
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip((in_channels, *self.channels[:-1]), self.channels):
+            layers += [_conv(c_in, c_out), _activation(activation)]  # side -> side / 2
+        end = self.side // 2 ** len(self.channels)
+        layers += [nn.Flatten(), nn.Linear(self.channels[-1] * end * end, hidden), _activation(activation)]
+        width = hidden
+        if self.latent_dim is not None:
+            layers.append(nn.Linear(hidden, self.latent_dim))
+            width = self.latent_dim
+        self.net = nn.Sequential(*layers)
+        self.out_features = width
+
+
+class _ConvDecoder(_Decoder):
+    """FC ``hidden``, FC to a ``channels[0] x start x start`` grid, stride-2 4x4 transposed
+    convolutions through ``channels`` to ``out_channels`` (each doubles the side).
+
+    Subclasses set ``side`` (output height = width) and ``channels``.
+    """
+
+    side: int
+    channels: tuple[int, ...]
+
+    def __init__(
+        self,
+        latent_dim: int,
+        *,
+        out_channels: int = 1,
+        hidden: int = 256,
+        activation: ActivationFactory = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        out_channels = _positive_int("out_channels", out_channels)
+        hidden = _positive_int("hidden", hidden)
+        self.out_shape = (out_channels, self.side, self.side)
+        start = self.side // 2 ** len(self.channels)
+        layers: list[nn.Module] = [
+            nn.Linear(self.latent_dim, hidden), _activation(activation),
+            nn.Linear(hidden, self.channels[0] * start * start), _activation(activation),
+            nn.Unflatten(1, (self.channels[0], start, start)),
+        ]  # fmt: skip
+        outs = (*self.channels[1:], out_channels)
+        for i, (c_in, c_out) in enumerate(zip(self.channels, outs)):
+            layers.append(_deconv(c_in, c_out))  # side -> 2 side
+            if i < len(outs) - 1:
+                layers.append(_activation(activation))
+        self.net = nn.Sequential(*layers)
+
+
+class ConvEncoder28(_ConvEncoder):
     r"""Convolutional encoder for ``[B, C, 28, 28]`` images (MNIST).
 
     Layers: conv 4x4/2 (32) -> conv 4x4/2 (64) -> flatten (64 x 7 x 7 = 3136) ->
@@ -348,34 +421,11 @@ class ConvEncoder28(_Encoder):
     activation : class or zero-argument factory, default nn.ReLU
     """
 
-    def __init__(
-        self,
-        latent_dim: int | None = None,
-        *,
-        in_channels: int = 1,
-        hidden: int = 256,
-        activation: ActivationFactory = nn.ReLU,
-    ) -> None:
-        super().__init__()
-        self.latent_dim = _optional_latent_dim(latent_dim)
-        in_channels = _positive_int("in_channels", in_channels)
-        hidden = _positive_int("hidden", hidden)
-        self.in_shape = (in_channels, 28, 28)
-        layers: list[nn.Module] = [
-            _conv(in_channels, 32), _activation(activation),  # 28 -> 14
-            _conv(32, 64), _activation(activation),  # 14 -> 7
-            nn.Flatten(),
-            nn.Linear(64 * 7 * 7, hidden), _activation(activation),
-        ]  # fmt: skip
-        width = hidden
-        if self.latent_dim is not None:
-            layers.append(nn.Linear(hidden, self.latent_dim))
-            width = self.latent_dim
-        self.net = nn.Sequential(*layers)
-        self.out_features = width
+    side = 28
+    channels = (32, 64)
 
 
-class ConvDecoder28(_Decoder):
+class ConvDecoder28(_ConvDecoder):
     r"""Convolutional decoder to ``[B, C, 28, 28]``, mirroring :class:`ConvEncoder28`.
 
     Layers: FC ``hidden`` -> FC 3136, reshaped to 64 x 7 x 7 -> transposed conv 4x4/2
@@ -400,32 +450,14 @@ class ConvDecoder28(_Decoder):
     activation : class or zero-argument factory, default nn.ReLU
     """
 
-    def __init__(
-        self,
-        latent_dim: int,
-        *,
-        out_channels: int = 1,
-        hidden: int = 256,
-        activation: ActivationFactory = nn.ReLU,
-    ) -> None:
-        super().__init__()
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
-        out_channels = _positive_int("out_channels", out_channels)
-        hidden = _positive_int("hidden", hidden)
-        self.out_shape = (out_channels, 28, 28)
-        self.net = nn.Sequential(
-            nn.Linear(self.latent_dim, hidden), _activation(activation),
-            nn.Linear(hidden, 64 * 7 * 7), _activation(activation),
-            nn.Unflatten(1, (64, 7, 7)),
-            _deconv(64, 32), _activation(activation),  # 7 -> 14
-            _deconv(32, out_channels),  # 14 -> 28
-        )  # fmt: skip
+    side = 28
+    channels = (64, 32)
 
 
 # ------------------------------------------------------------------------ conv 64x64
 
 
-class ConvEncoder64(_Encoder):
+class ConvEncoder64(_ConvEncoder):
     r"""The disentanglement_lib convolutional encoder for ``[B, C, 64, 64]`` images.
 
     Layers: four conv 4x4/2 with 32, 32, 64, 64 channels (64 -> 32 -> 16 -> 8 -> 4),
@@ -453,36 +485,11 @@ class ConvEncoder64(_Encoder):
     activation : class or zero-argument factory, default nn.ReLU
     """
 
-    def __init__(
-        self,
-        latent_dim: int | None = None,
-        *,
-        in_channels: int = 1,
-        hidden: int = 256,
-        activation: ActivationFactory = nn.ReLU,
-    ) -> None:
-        super().__init__()
-        self.latent_dim = _optional_latent_dim(latent_dim)
-        in_channels = _positive_int("in_channels", in_channels)
-        hidden = _positive_int("hidden", hidden)
-        self.in_shape = (in_channels, 64, 64)
-        layers: list[nn.Module] = [
-            _conv(in_channels, 32), _activation(activation),  # 64 -> 32
-            _conv(32, 32), _activation(activation),  # 32 -> 16
-            _conv(32, 64), _activation(activation),  # 16 -> 8
-            _conv(64, 64), _activation(activation),  # 8 -> 4
-            nn.Flatten(),
-            nn.Linear(64 * 4 * 4, hidden), _activation(activation),
-        ]  # fmt: skip
-        width = hidden
-        if self.latent_dim is not None:
-            layers.append(nn.Linear(hidden, self.latent_dim))
-            width = self.latent_dim
-        self.net = nn.Sequential(*layers)
-        self.out_features = width
+    side = 64
+    channels = (32, 32, 64, 64)
 
 
-class ConvDecoder64(_Decoder):
+class ConvDecoder64(_ConvDecoder):
     r"""The disentanglement_lib deconvolutional decoder to ``[B, C, 64, 64]``.
 
     Layers: FC 256 -> FC 1024, reshaped to 64 x 4 x 4 -> four transposed conv 4x4/2
@@ -508,25 +515,5 @@ class ConvDecoder64(_Decoder):
     activation : class or zero-argument factory, default nn.ReLU
     """
 
-    def __init__(
-        self,
-        latent_dim: int,
-        *,
-        out_channels: int = 1,
-        hidden: int = 256,
-        activation: ActivationFactory = nn.ReLU,
-    ) -> None:
-        super().__init__()
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
-        out_channels = _positive_int("out_channels", out_channels)
-        hidden = _positive_int("hidden", hidden)
-        self.out_shape = (out_channels, 64, 64)
-        self.net = nn.Sequential(
-            nn.Linear(self.latent_dim, hidden), _activation(activation),
-            nn.Linear(hidden, 64 * 4 * 4), _activation(activation),
-            nn.Unflatten(1, (64, 4, 4)),
-            _deconv(64, 64), _activation(activation),  # 4 -> 8
-            _deconv(64, 32), _activation(activation),  # 8 -> 16
-            _deconv(32, 32), _activation(activation),  # 16 -> 32
-            _deconv(32, out_channels),  # 32 -> 64
-        )  # fmt: skip
+    side = 64
+    channels = (64, 64, 32, 32)

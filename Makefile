@@ -39,6 +39,8 @@ lint: install
 assignments: install
 	$(PY) tools/make_assignments.py --out assignments/
 
+# The benchmark compares with Pyro's SVI too, so it installs the `bench` extra (pyro-ppl).
+bench: EXTRAS = dev,bench
 bench: install
 	$(PY) -m benchmarks.vae_speed --epochs 5 --repeats 3
 

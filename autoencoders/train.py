@@ -452,7 +452,7 @@ def fit(
     model: nn.Module,
     train: Iterable[Any],
     *,
-    epochs: int,
+    epochs: int | None,
     optimizer: torch.optim.Optimizer | None = None,
     lr: float = 1e-3,
     loss_kwargs: Mapping[str, Any] | None = None,
@@ -464,6 +464,8 @@ def fit(
     grad_clip: float | None = None,
     scheduler: LRSchedulerLike | Callable[[torch.optim.Optimizer], LRSchedulerLike] | None = None,
     scheduler_interval: str = "epoch",
+    max_steps: int | None = None,
+    max_seconds: float | None = None,
 ) -> History:
     r"""Train a model with its own ``compute_loss`` and return the :class:`History`.
 
@@ -496,8 +498,9 @@ def fit(
         batch[0]`` (labels and other extras are ignored); paired models
         (``model.paired``, e.g. Ada-GVAE) use ``x = (batch[0], batch[1])``. Batches
         are moved to ``device`` unless they are there already.
-    epochs : int
-        Number of passes over ``train`` (``>= 1``).
+    epochs : int or None
+        Number of passes over ``train`` (``>= 1``). ``None`` trains until ``max_steps``
+        or ``max_seconds`` runs out (one of them is then required).
     optimizer : torch.optim.Optimizer, optional
         Default ``torch.optim.Adam(model.parameters(), lr=lr, fused=True)``, created
         after the build; torch's fused kernel gives the same update faster, and where
@@ -539,6 +542,16 @@ def fit(
     scheduler_interval : {'epoch', 'step'}, default 'epoch'
         Step the scheduler after every epoch (after the callbacks) or after every
         optimizer step.
+    max_steps : int, optional
+        Budget of optimizer steps: training stops before step ``max_steps + 1``, even
+        in the middle of an epoch.
+    max_seconds : float, optional
+        Budget of training wall-clock time (the sum of :attr:`History.epoch_time`;
+        evaluation and callbacks do not count). Checked before every step, so the run
+        stops at the first step that starts after the budget is spent; compare models
+        "at equal wall time" with it. An epoch cut short by either budget is recorded
+        like any other (its means cover the batches it saw), and ``eval_data`` and the
+        callbacks still run after it.
 
     Returns
     -------
@@ -547,17 +560,25 @@ def fit(
     Raises
     ------
     ValueError
-        On ``epochs < 1``, unknown ``loss_kwargs``, a ``beta_schedule`` for a model
+        On ``epochs < 1``, ``epochs=None`` without a budget, unknown ``loss_kwargs``, a ``beta_schedule`` for a model
         without ``beta``, an empty ``train``, a ``scheduler_interval`` other than
         ``'epoch'``/``'step'``, or a scheduler bound to another optimizer.
     TypeError
-        On a one-shot iterator with ``epochs > 1``, a badly formed batch, or a
+        On a one-shot iterator with ``epochs`` other than 1, a badly formed batch, or a
         ``scheduler`` that is neither a scheduler nor a factory returning one.
     FloatingPointError
         When a diagnostic becomes NaN or infinite (the message names the step); the
         model keeps the parameters of that step.
     """
-    epochs = _check_positive(epochs, "epochs", integer=True)
+    if max_steps is not None:
+        max_steps = _check_positive(max_steps, "max_steps", integer=True)
+    if max_seconds is not None:
+        max_seconds = _check_positive(max_seconds, "max_seconds")
+    if epochs is None:
+        if max_steps is None and max_seconds is None:
+            raise ValueError("epochs=None trains until a budget runs out: give max_steps or max_seconds")
+    else:
+        epochs = _check_positive(epochs, "epochs", integer=True)
     if grad_clip is not None:
         grad_clip = _check_positive(grad_clip, "grad_clip")
     if optimizer is None:
@@ -574,7 +595,7 @@ def fit(
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"every callback must be callable cb(epoch, history, model), got {cb!r}")
-    if epochs > 1 and isinstance(train, Iterator):
+    if epochs != 1 and isinstance(train, Iterator):
         raise TypeError(
             "train is a one-shot iterator, which would be empty after the first epoch; "
             "pass a re-iterable such as a list, DataLoader or TensorLoader"
@@ -618,21 +639,29 @@ def fit(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=None if per_epoch is None else epochs * per_epoch, unit="step", dynamic_ncols=True)
+        total = None if per_epoch is None or epochs is None else epochs * per_epoch
+        if max_steps is not None:
+            total = max_steps if total is None else min(total, max_steps)
+        bar = tqdm(total=total, unit="step", dynamic_ncols=True)
 
     history = History()
     step = 0
+    trained_s = 0.0  # training seconds of the completed epochs, for max_seconds
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in itertools.count(1) if epochs is None else range(1, epochs + 1):
             epoch_batches = itertools.chain([first], batches) if epoch == 1 else iter(train)
             if bar is not None:
-                bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
+                bar.set_description(f"epoch {epoch}/{epochs or '?'}", refresh=False)
             sums: dict[str, float] = {}
             seen = 0
             shown_at = time.perf_counter()
             model.train()
             start = time.perf_counter()
+            out_of_budget = False
             for batch in epoch_batches:
+                if max_seconds is not None and trained_s + time.perf_counter() - start >= max_seconds:
+                    out_of_budget = True
+                    break
                 x, n = _split_batch(batch, paired, dev)
                 if beta_schedule is not None:
                     lk["beta"] = beta_schedule(step)
@@ -667,11 +696,17 @@ def fit(
                         shown_at = now
                         key = _shown_key(sums)
                         bar.set_postfix_str(f"{key}={sums[key] / seen:.4g}", refresh=False)
+                if max_steps is not None and step >= max_steps:
+                    out_of_budget = True
+                    break
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)  # once per epoch, so epoch_time is honest
             elapsed = time.perf_counter() - start
+            if seen == 0 and out_of_budget:
+                break  # the budget ran out exactly at the end of the previous epoch
             if seen == 0:
                 raise ValueError(f"train yielded no batches in epoch {epoch}")
+            trained_s += elapsed
             history.steps = step
             history.epoch_time.append(elapsed)
             for name, value in sums.items():
@@ -689,7 +724,7 @@ def fit(
             stop = [bool(cb(epoch, history, model)) for cb in callbacks]
             if scheduler is not None and not step_each_batch:
                 scheduler.step()
-            if any(stop):
+            if any(stop) or out_of_budget:
                 break
     finally:
         if bar is not None:

@@ -287,6 +287,58 @@ def test_fit_scheduler_factory_schedules_the_default_optimizer_per_step():
     assert history.train["lr"] == pytest.approx([0.75, 0.1875])
 
 
+def test_fit_stops_at_max_steps_in_the_middle_of_an_epoch():
+    x = torch.arange(6, dtype=torch.float32).reshape(6, 1)
+    batches = [x[:2], x[2:4], x[4:]]  # batch means 0.5, 2.5, 4.5
+    model = Recorder()
+    history = fit(model, batches, epochs=None, max_steps=5, device="cpu", progress=False)
+    assert history.steps == 5 and len(model.betas) == 5
+    # Epoch 1 sees all six numbers (mean 2.5); the cut epoch 2 only 0..3 (mean 1.5).
+    assert len(history) == 2
+    assert history.train["x_mean"] == pytest.approx([2.5, 1.5])
+    # A budget at an epoch boundary leaves no empty epoch; epochs still caps the run.
+    assert len(fit(Recorder(), batches, epochs=4, max_steps=6, progress=False)) == 2
+    assert fit(Recorder(), batches, epochs=1, max_steps=100, progress=False).steps == 3
+
+
+class _ClockedRecorder(Recorder):
+    """A Recorder whose every forward pass takes exactly one second of a fake clock."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def forward(self, x, S: int = 1):
+        self.clock.now += 1.0
+        return super().forward(x, S=S)
+
+
+class _FakeTime:
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_fit_stops_when_max_seconds_of_training_are_spent(monkeypatch):
+    import autoencoders.train as train_module
+
+    clock = _FakeTime()
+    monkeypatch.setattr(train_module, "time", clock)
+    x = torch.ones(6, 1)
+    batches = [x[:2], x[2:4], x[4:]]
+    evaluated = []
+    history = fit(
+        _ClockedRecorder(clock), batches, epochs=None, max_seconds=4.5, progress=False,
+        callbacks=[lambda epoch, history, model: evaluated.append(epoch)],
+    )
+    # Steps start at t = 0, 1, 2, 3, 4 (< 4.5); the sixth would start at t = 5.
+    assert history.steps == 5
+    assert history.epoch_time == pytest.approx([3.0, 2.0])
+    assert evaluated == [1, 2]  # callbacks still run after the cut epoch
+
+
 def test_fit_rejects_bad_schedulers():
     x = torch.ones(4, 1)
     other = torch.optim.SGD([nn.Parameter(torch.ones(()))], lr=0.1)
@@ -314,6 +366,9 @@ def test_fit_rejects_bad_schedulers():
         ({"epochs": 1, "grad_clip": 0.0}, ValueError, "grad_clip"),
         ({"epochs": 1, "optimizer": "adam"}, TypeError, "optimizer must be a torch.optim.Optimizer"),
         ({"epochs": 1, "callbacks": [3]}, TypeError, "callback must be callable"),
+        ({"epochs": None}, ValueError, "epochs=None trains until a budget runs out"),
+        ({"epochs": None, "max_steps": 0}, ValueError, "max_steps must be an int >= 1, got 0"),
+        ({"epochs": 1, "max_seconds": -2.0}, ValueError, "max_seconds must be a finite number > 0"),
     ],
 )
 def test_fit_rejects_bad_arguments(kwargs, error, match):
@@ -329,6 +384,8 @@ def test_fit_rejects_wrong_data_and_model_combinations():
         fit(make_ae(), [x], epochs=1, loss_kwargs={"S": 2}, progress=False)
     with pytest.raises(TypeError, match="one-shot iterator"):
         fit(make_ae(), iter([x, x]), epochs=2, progress=False)
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        fit(make_ae(), iter([x, x]), epochs=None, max_steps=3, progress=False)
     with pytest.raises(ValueError, match="no batches"):
         fit(make_ae(), [], epochs=1, progress=False)
     with pytest.raises(TypeError, match="paired model must be"):

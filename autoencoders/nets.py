@@ -1,4 +1,5 @@
-"""Reference encoders and decoders for 1x28x28 and 1x64x64 images.
+"""Reference encoders and decoders for 1x28x28 and 1x64x64 images, and the generic
+convolutional pair (:class:`ConvEncoder`, :class:`ConvDecoder`) they are built from.
 
 Every encoder plays one of two roles, chosen by ``latent_dim``:
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -32,6 +33,8 @@ from torch import nn
 __all__ = [
     "MLPEncoder",
     "MLPDecoder",
+    "ConvEncoder",
+    "ConvDecoder",
     "ConvEncoder28",
     "ConvDecoder28",
     "ConvEncoder64",
@@ -319,25 +322,77 @@ def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
 
 
-class _ConvEncoder(_Encoder):
-    """Stride-2 4x4 convolutions, flatten, FC ``hidden`` (+ optional linear to the code).
+def _conv_geometry(cls: type, side: object, channels: object) -> tuple[int, tuple[int, ...]]:
+    """Validated (side, channels): the arguments, else the class's preset; side must halve exactly.
 
-    Subclasses set ``side`` (input height = width) and ``channels`` (one conv per entry);
-    each conv halves the side.
+    A subclass with a preset geometry (``ConvEncoder28``, ...) refuses a different one.
     """
+    given = {
+        "side": None if side is None else _positive_int("side", side),
+        "channels": None if channels is None else _int_tuple("channels", channels, allow_empty=False),
+    }
+    for name, value in given.items():
+        preset = getattr(cls, name, None)
+        if preset is not None and value is not None and value != preset:
+            base = cls.__mro__[1].__name__
+            raise ValueError(f"{cls.__name__} has {name}={preset!r}, got {value!r}; use {base} for other sizes")
+        if value is None and preset is None:
+            raise ValueError(f"{cls.__name__} needs {name}, got None")
+        given[name] = preset if value is None else value
+    side, channels = given["side"], given["channels"]
+    if side % 2 ** len(channels):
+        raise ValueError(
+            f"side must be divisible by 2**len(channels) = {2 ** len(channels)} (each layer halves "
+            f"or doubles it), got side={side} with {len(channels)} channel entries"
+        )
+    return side, channels
 
-    side: int
-    channels: tuple[int, ...]
+
+class ConvEncoder(_Encoder):
+    r"""Convolutional encoder for square ``[B, C, side, side]`` images.
+
+    Layers: one conv 4x4/2 per entry of ``channels`` (each halves the side), flatten
+    (:math:`c_L (\mathrm{side}/2^L)^2` features), FC ``hidden``, each followed by the
+    activation; then, when ``latent_dim`` is set, a linear layer to ``latent_dim``.
+    :class:`ConvEncoder28` and :class:`ConvEncoder64` are this class with fixed
+    geometry; use it directly for other sizes, for example CIFAR-10::
+
+        ConvEncoder(side=32, channels=(32, 64, 64), in_channels=3)   # 32 -> 16 -> 8 -> 4
+
+    Parameters
+    ----------
+    latent_dim : int or None, default None
+        ``None``: feature extractor (output ``[B, hidden]``). An int: AE encoder
+        (output ``[B, latent_dim]``).
+    side : int
+        Image height = width; divisible by :math:`2^L`, :math:`L` = ``len(channels)``.
+        Required here, preset by the subclasses.
+    channels : sequence of int
+        Output channels of the convolutions, in order. Required here, preset by the
+        subclasses.
+    in_channels : int, default 1
+    hidden : int, default 256
+        Width of the fully connected layer.
+    activation : class or zero-argument factory, default nn.ReLU
+
+    Raises
+    ------
+    ValueError
+        On a non-positive size or a ``side`` that the convolutions cannot halve exactly.
+    """
 
     def __init__(
         self,
         latent_dim: int | None = None,
         *,
+        side: int | None = None,
+        channels: Sequence[int] | None = None,
         in_channels: int = 1,
         hidden: int = 256,
         activation: ActivationFactory = nn.ReLU,
     ) -> None:
         super().__init__()
+        self.side, self.channels = _conv_geometry(type(self), side, channels)
         self.latent_dim = _optional_latent_dim(latent_dim)
         in_channels = _positive_int("in_channels", in_channels)
         hidden = _positive_int("hidden", hidden)
@@ -355,25 +410,50 @@ class _ConvEncoder(_Encoder):
         self.out_features = width
 
 
-class _ConvDecoder(_Decoder):
-    """FC ``hidden``, FC to a ``channels[0] x start x start`` grid, stride-2 4x4 transposed
-    convolutions through ``channels`` to ``out_channels`` (each doubles the side).
+class ConvDecoder(_Decoder):
+    r"""Convolutional decoder to square ``[B, C, side, side]`` images.
 
-    Subclasses set ``side`` (output height = width) and ``channels``.
+    Layers: FC ``hidden`` -> FC to a ``channels[0]`` x :math:`s_0` x :math:`s_0` grid
+    (:math:`s_0 = \mathrm{side}/2^L`, :math:`L` = ``len(channels)``) -> one transposed
+    conv 4x4/2 per entry of ``channels`` (each doubles the side), from ``channels[i]`` to
+    ``channels[i + 1]`` and the last one to ``out_channels``, with the activation after
+    every layer but the last. :class:`ConvDecoder28` and :class:`ConvDecoder64` are
+    this class with fixed geometry; the mirror of the CIFAR-10 example of
+    :class:`ConvEncoder` is::
+
+        ConvDecoder(latent_dim, side=32, channels=(64, 64, 32), out_channels=3)
+
+    Parameters
+    ----------
+    latent_dim : int
+    side : int
+        Image height = width; divisible by :math:`2^L`. Required here, preset by the
+        subclasses.
+    channels : sequence of int
+        Input channels of the transposed convolutions, in order. Required here, preset
+        by the subclasses.
+    out_channels : int, default 1
+    hidden : int, default 256
+    activation : class or zero-argument factory, default nn.ReLU
+
+    Raises
+    ------
+    ValueError
+        On a non-positive size or a ``side`` that the layers cannot double exactly.
     """
-
-    side: int
-    channels: tuple[int, ...]
 
     def __init__(
         self,
         latent_dim: int,
         *,
+        side: int | None = None,
+        channels: Sequence[int] | None = None,
         out_channels: int = 1,
         hidden: int = 256,
         activation: ActivationFactory = nn.ReLU,
     ) -> None:
         super().__init__()
+        self.side, self.channels = _conv_geometry(type(self), side, channels)
         self.latent_dim = _positive_int("latent_dim", latent_dim)
         out_channels = _positive_int("out_channels", out_channels)
         hidden = _positive_int("hidden", hidden)
@@ -392,7 +472,7 @@ class _ConvDecoder(_Decoder):
         self.net = nn.Sequential(*layers)
 
 
-class ConvEncoder28(_ConvEncoder):
+class ConvEncoder28(ConvEncoder):
     r"""Convolutional encoder for ``[B, C, 28, 28]`` images (MNIST).
 
     Layers: conv 4x4/2 (32) -> conv 4x4/2 (64) -> flatten (64 x 7 x 7 = 3136) ->
@@ -425,7 +505,7 @@ class ConvEncoder28(_ConvEncoder):
     channels = (32, 64)
 
 
-class ConvDecoder28(_ConvDecoder):
+class ConvDecoder28(ConvDecoder):
     r"""Convolutional decoder to ``[B, C, 28, 28]``, mirroring :class:`ConvEncoder28`.
 
     Layers: FC ``hidden`` -> FC 3136, reshaped to 64 x 7 x 7 -> transposed conv 4x4/2
@@ -457,7 +537,7 @@ class ConvDecoder28(_ConvDecoder):
 # ------------------------------------------------------------------------ conv 64x64
 
 
-class ConvEncoder64(_ConvEncoder):
+class ConvEncoder64(ConvEncoder):
     r"""The disentanglement_lib convolutional encoder for ``[B, C, 64, 64]`` images.
 
     Layers: four conv 4x4/2 with 32, 32, 64, 64 channels (64 -> 32 -> 16 -> 8 -> 4),
@@ -489,7 +569,7 @@ class ConvEncoder64(_ConvEncoder):
     channels = (32, 32, 64, 64)
 
 
-class ConvDecoder64(_ConvDecoder):
+class ConvDecoder64(ConvDecoder):
     r"""The disentanglement_lib deconvolutional decoder to ``[B, C, 64, 64]``.
 
     Layers: FC 256 -> FC 1024, reshaped to 64 x 4 x 4 -> four transposed conv 4x4/2

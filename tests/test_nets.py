@@ -14,8 +14,10 @@ import torch
 from torch import nn
 
 from autoencoders.nets import (
+    ConvDecoder,
     ConvDecoder28,
     ConvDecoder64,
+    ConvEncoder,
     ConvEncoder28,
     ConvEncoder64,
     MLPDecoder,
@@ -239,3 +241,46 @@ def test_forward_rejects_wrong_shapes(net, bad_shape, message):
 def test_forward_rejects_non_tensors():
     with pytest.raises(TypeError, match="torch.Tensor"):
         MLPEncoder()([[0.0]])
+
+
+# ----------------------------------------------------------- generic conv geometry
+
+
+def test_generic_conv_pair_for_cifar_sized_images():
+    encoder = ConvEncoder(8, side=32, channels=(32, 64, 64), in_channels=3)
+    decoder = ConvDecoder(8, side=32, channels=(64, 64, 32), out_channels=3)
+    x = torch.rand(2, 3, 32, 32)
+    assert encoder(x).shape == (2, 8)
+    assert decoder(encoder(x)).shape == (2, 3, 32, 32)
+    # Hand counts: convs 3->32->64->64 (4x4 kernels), FC 64*4*4 -> 256, head 256 -> 8.
+    conv = (3 * 32 + 32 * 64 + 64 * 64) * 16 + (32 + 64 + 64)
+    assert count_parameters(encoder) == conv + (1024 * 256 + 256) + (256 * 8 + 8)
+    # FC 8 -> 256 -> 64*4*4, transposed convs 64->64->32->3.
+    deconv = (64 * 64 + 64 * 32 + 32 * 3) * 16 + (64 + 32 + 3)
+    assert count_parameters(decoder) == (8 * 256 + 256) + (256 * 1024 + 1024) + deconv
+
+
+def test_fixed_size_classes_are_the_generic_ones_with_presets():
+    torch.manual_seed(0)
+    preset = ConvEncoder64(10)
+    torch.manual_seed(0)
+    generic = ConvEncoder(10, side=64, channels=(32, 32, 64, 64))
+    x = torch.rand(2, 1, 64, 64)
+    assert torch.equal(preset(x), generic(x))
+    assert isinstance(ConvDecoder28(4), ConvDecoder) and ConvDecoder28(4).channels == (64, 32)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ConvEncoder(side=30, channels=(32, 64)), r"side must be divisible by 2\*\*len\(channels\) = 4"),
+        (lambda: ConvEncoder(channels=(8,)), "ConvEncoder needs side, got None"),
+        (lambda: ConvDecoder(4, side=32), "ConvDecoder needs channels, got None"),
+        (lambda: ConvDecoder(4, side=32, channels=()), "channels must be a non-empty tuple"),
+        (lambda: ConvEncoder28(side=64), "ConvEncoder28 has side=28, got 64; use ConvEncoder"),
+        (lambda: ConvDecoder64(4, channels=(1, 2)), r"ConvDecoder64 has channels=\(64, 64, 32, 32\), got \(1, 2\)"),
+    ],
+)
+def test_generic_conv_geometry_errors_name_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

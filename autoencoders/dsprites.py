@@ -26,6 +26,7 @@ weakly-supervised setting of Locatello et al. (2020): two images that share all 
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 import os
@@ -91,7 +92,7 @@ def _check_positive_int(value, name: str, allow_zero: bool = False) -> int:
     return int(value)
 
 
-class FactorImages:
+class FactorImages(abc.ABC):
     """Images indexed by a full grid of discrete factors (the shared interface).
 
     Image number ``i`` has the factor indices :math:`(f_0, \\dots, f_{F-1})` given by
@@ -257,8 +258,9 @@ class FactorImages:
             return self._render(f.unsqueeze(0))[0]
         return self._render(f)
 
+    @abc.abstractmethod
     def _render(self, factors: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Images ``[N, 1, H, W]`` (float32, on :attr:`device`) of validated factors ``[N, F]``."""
 
     def __getitem__(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
         """``(image [1, H, W], factors [F])`` for an int; ``([N, 1, H, W], [N, F])``

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -42,6 +41,7 @@ from autoencoders.data import TensorLoader, load_mnist
 from autoencoders.nets import MLPDecoder, MLPEncoder
 from autoencoders.train import fit
 from autoencoders.utils import get_device
+from benchmarks.vae_speed import Clock, durations, now
 
 BATCH_SIZE = 128
 LR = 1e-3
@@ -59,23 +59,6 @@ def make_loader(images: torch.Tensor) -> TensorLoader:
     return TensorLoader(images, batch_size=BATCH_SIZE, generator=torch.Generator().manual_seed(SEED))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-Clock = tuple[float, float]  # (wall seconds, process CPU seconds)
-
-
-def _now(device: torch.device) -> Clock:
-    _sync(device)
-    return time.perf_counter(), time.process_time()
-
-
-def _durations(stamps: list[Clock]) -> list[Clock]:
-    return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(stamps, stamps[1:])]
-
-
 def run_fit(images: torch.Tensor, epochs: int, device: torch.device) -> tuple[list[Clock], float]:
     """Per-epoch (wall, CPU) seconds, including fit's per-epoch bookkeeping, and the
     last epoch's mean loss."""
@@ -84,15 +67,15 @@ def run_fit(images: torch.Tensor, epochs: int, device: torch.device) -> tuple[li
     stamps: list[Clock] = []
 
     def stamp(epoch, history, model):
-        stamps.append(_now(device))
+        stamps.append(now(device))
 
     torch.manual_seed(SEED + 1)
-    stamps.append(_now(device))
+    stamps.append(now(device))
     history = fit(
         model, make_loader(images), epochs=epochs, optimizer=optimizer,
         loss_kwargs={"likelihood": "bernoulli"}, device=device, progress=False, callbacks=[stamp],
     )
-    return _durations(stamps), -history.train["elbo"][-1]
+    return durations(stamps), -history.train["elbo"][-1]
 
 
 def run_hand_written(images: torch.Tensor, epochs: int, device: torch.device) -> tuple[list[Clock], float]:
@@ -102,7 +85,7 @@ def run_hand_written(images: torch.Tensor, epochs: int, device: torch.device) ->
     loader = make_loader(images)
     mean_loss = float("nan")
     torch.manual_seed(SEED + 1)
-    stamps = [_now(device)]
+    stamps = [now(device)]
     for _ in range(epochs):
         model.train()
         total, seen = 0.0, 0
@@ -117,9 +100,9 @@ def run_hand_written(images: torch.Tensor, epochs: int, device: torch.device) ->
             optimizer.step()
             total += loss.item() * x.shape[0]
             seen += x.shape[0]
-        stamps.append(_now(device))
+        stamps.append(now(device))
         mean_loss = total / seen
-    return _durations(stamps), mean_loss
+    return durations(stamps), mean_loss
 
 
 def _data_root() -> Path | None:

@@ -262,6 +262,8 @@ def kl_divergence_diag_gaussian(
         raise ValueError(
             f"log_var must have the shape of mu = {list(mu.shape)}, got {list(log_var.shape)}"
         )
+    if not isinstance(reduce_sum, bool):
+        raise TypeError(f"reduce_sum must be True or False, got {reduce_sum!r}")
     if (mu2 is None) != (log_var2 is None):
         raise ValueError("mu2 and log_var2 must be given together (or both left as None)")
     if mu2 is None:

@@ -956,6 +956,14 @@ def save_checkpoint(
     if not path.parent.is_dir():
         raise FileNotFoundError(f"the folder of the checkpoint path does not exist: {str(path.parent)!r}")
     _check_meta(meta, "meta")
+    pending = getattr(model, "unbuilt_modules", lambda: [])()
+    if pending or any(
+        isinstance(t, nn.parameter.UninitializedTensorMixin) for t in model.state_dict().values()
+    ):
+        raise ValueError(
+            f"cannot save {type(model).__name__}: lazy modules {pending} are unbuilt, so the "
+            "checkpoint could never be loaded; call model.build(x) or train it with fit first"
+        )
     shape, dtype = _input_spec(model, input_shape)
     checkpoint = {
         "format": _CHECKPOINT_FORMAT,
@@ -1029,7 +1037,15 @@ def load_checkpoint(
     RuntimeError
         From ``load_state_dict`` when the architectures differ.
     """
-    checkpoint = torch.load(Path(path), map_location=map_location, weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {str(path)!r}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated, empty or foreign files fail in many ways
+        raise ValueError(
+            f"not a valid checkpoint: {str(path)!r} ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != _CHECKPOINT_FORMAT:
         raise ValueError(f"{str(path)!r} is not a checkpoint written by autoencoders.train.save_checkpoint")
     if optimizer is not None and checkpoint["optimizer"] is None:

@@ -104,15 +104,20 @@ class AdaGVAEOutput(ModelOutput):
     shared_mask: ClassVar[torch.Tensor | None] = None
 
 
-def _check_samples(S: object) -> int:
+def _check_samples(S: object, name: str = "S") -> int:
     if isinstance(S, bool) or not isinstance(S, int) or S < 1:
-        raise ValueError(f"S (number of latent samples) must be an int >= 1, got {S!r}")
+        raise ValueError(f"{name} (number of latent samples) must be an int >= 1, got {S!r}")
     return S
 
 
 def _check_nonnegative(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"{name} must be a float >= 0, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not value >= 0
+        or not math.isfinite(value)
+    ):
+        raise ValueError(f"{name} must be a finite float >= 0, got {value!r}")
     return float(value)
 
 
@@ -194,7 +199,9 @@ class VAE(BaseAutoencoder):
         return self.sampling_layer.latent_dim
 
     def _sampling(self, sample: bool | None) -> bool:
-        return self.training if sample is None else bool(sample)
+        if sample is not None and not isinstance(sample, bool):
+            raise TypeError(f"sample must be True, False or None, got {sample!r}")
+        return self.training if sample is None else sample
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters ``(mu, log_var)``, each ``[B, D_z]``, with gradients."""
@@ -363,7 +370,7 @@ class VAE(BaseAutoencoder):
             ``[B]`` estimates of :math:`\log p(x)` in nats, without gradients.
         """
         check_tensor(x, "x")
-        K = _check_samples(K)
+        K = _check_samples(K, "K")
         resolve_likelihood(likelihood)
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")

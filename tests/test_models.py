@@ -199,7 +199,7 @@ def test_vae_free_bits_floor_per_dimension(x):
 @pytest.mark.parametrize("arg", ["beta", "free_bits"])
 def test_vae_rejects_negative_weights(x, arg):
     model = mlp_vae().build(x)
-    with pytest.raises(ValueError, match=f"{arg} must be a float >= 0, got -1"):
+    with pytest.raises(ValueError, match=f"{arg} must be a finite float >= 0, got -1"):
         model.compute_loss(x, model(x), **{arg: -1})
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-__all__ = ["BaseAutoencoder", "ModelOutput", "check_tensor"]
+__all__ = ["BaseAutoencoder", "ModelOutput", "check_tensor", "check_input_dtype"]
 
 
 @dataclasses.dataclass(repr=False)
@@ -92,7 +92,25 @@ def check_tensor(value: Any, name: str, *, min_dim: int = 1) -> torch.Tensor:
         raise ValueError(
             f"{name} must have at least {min_dim} dimension(s) [B, ...], got shape {list(value.shape)}"
         )
+    if value.dim() >= 1 and value.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {list(value.shape)}); expected B >= 1")
     return value
+
+
+def check_input_dtype(x: torch.Tensor, module: nn.Module, name: str = "x") -> None:
+    """Raise a ``TypeError`` when ``x`` has another dtype than ``module``'s parameters.
+
+    Torch would otherwise fail deep inside a layer with "mat1 and mat2 must have the
+    same dtype"; this message names the argument and the fix.
+    """
+    for p in module.parameters():
+        if x.dtype != p.dtype:
+            hint = " / 255 for 8-bit pixels" if not x.is_floating_point() else ""
+            raise TypeError(
+                f"{name} is {str(x.dtype).removeprefix('torch.')} but the model's parameters are "
+                f"{str(p.dtype).removeprefix('torch.')}; use {name}.float(){hint} or model.double()"
+            )
+        return
 
 
 class BaseAutoencoder(nn.Module, ABC):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._base import BaseAutoencoder, ModelOutput, check_tensor
+from ._base import BaseAutoencoder, ModelOutput, check_input_dtype, check_tensor
 from .loss import LikelihoodLike, LossResult, float_diagnostics, log_likelihood
 
 __all__ = ["AE", "AEOutput", "AEEncodeOutput", "AEDecodeOutput", "check_reconstruction_shape"]
@@ -92,6 +92,7 @@ class AE(BaseAutoencoder):
 
     def _encode(self, x: torch.Tensor) -> AEEncodeOutput:
         check_tensor(x, "x")
+        check_input_dtype(x, self)
         return AEEncodeOutput(z=self.encoder(x))
 
     def _decode(self, z: torch.Tensor) -> AEDecodeOutput:

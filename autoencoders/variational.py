@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ._base import BaseAutoencoder, ModelOutput, check_tensor
+from ._base import BaseAutoencoder, ModelOutput, check_input_dtype, check_tensor
 from .loss import (
     LikelihoodLike,
     LossResult,
@@ -206,6 +206,7 @@ class VAE(BaseAutoencoder):
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters ``(mu, log_var)``, each ``[B, D_z]``, with gradients."""
         check_tensor(x, "x")
+        check_input_dtype(x, self)
         return self.sampling_layer(self.encoder(x))
 
     def _encode(

@@ -64,3 +64,17 @@ def test_damaged_checkpoint_is_reported_as_invalid(tmp_path, content):
 def test_missing_checkpoint_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.pt"):
         load_checkpoint(tmp_path / "nothere.pt", small_vae())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.int64, torch.uint8, torch.bool])
+def test_dtype_mismatch_names_both_dtypes_and_the_fix(dtype):
+    model = small_vae().build(X)
+    with pytest.raises(TypeError, match=r"x is \w+ but the model's parameters are float32; use x.float"):
+        model(X.to(dtype))
+
+
+def test_empty_batch_is_a_clear_error():
+    model = small_vae().build(X)
+    for call in (lambda: model(X[:0]), lambda: model.log_marginal_likelihood(X[:0], K=2)):
+        with pytest.raises(ValueError, match="empty batch"):
+            call()

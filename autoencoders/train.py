@@ -956,12 +956,12 @@ def save_checkpoint(
     if not path.parent.is_dir():
         raise FileNotFoundError(f"the folder of the checkpoint path does not exist: {str(path.parent)!r}")
     _check_meta(meta, "meta")
-    pending = getattr(model, "unbuilt_modules", lambda: [])()
-    if pending or any(
-        isinstance(t, nn.parameter.UninitializedTensorMixin) for t in model.state_dict().values()
-    ):
+    pending = [
+        k for k, t in model.state_dict().items() if isinstance(t, nn.parameter.UninitializedTensorMixin)
+    ]
+    if pending:
         raise ValueError(
-            f"cannot save {type(model).__name__}: lazy modules {pending} are unbuilt, so the "
+            f"cannot save {type(model).__name__}: {pending} are unbuilt lazy tensors, so the "
             "checkpoint could never be loaded; call model.build(x) or train it with fit first"
         )
     shape, dtype = _input_spec(model, input_shape)

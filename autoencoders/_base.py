@@ -82,9 +82,10 @@ def check_tensor(value: Any, name: str, *, min_dim: int = 1) -> torch.Tensor:
 
     Notes
     -----
-    Values are not inspected: NaN or infinity is never replaced by a number, it
-    propagates into the objective where it is visible, and checking here would cost a
-    host-device synchronisation on every training step.
+    Values are not inspected here, which would cost a host-device synchronisation on
+    every forward pass. The models' ``compute_loss`` checks them instead (finite, and
+    in range for the likelihood) inside the one synchronisation it makes anyway
+    (:func:`autoencoders.loss.float_diagnostics`).
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -95,6 +96,25 @@ def check_tensor(value: Any, name: str, *, min_dim: int = 1) -> torch.Tensor:
     if value.dim() >= 1 and value.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {list(value.shape)}); expected B >= 1")
     return value
+
+
+def check_input_shape(x: torch.Tensor, module: nn.Module, name: str = "x") -> None:
+    """Raise a ``ValueError`` when ``x`` is not shaped like the batch ``module`` was built
+    with (recorded by :meth:`BaseAutoencoder.build` and :func:`~autoencoders.train.fit`).
+
+    Torch would otherwise fail deep inside a layer ("mat1 and mat2 shapes cannot be
+    multiplied") or, worse, a flattening layer would accept a reshaped image.
+    """
+    built = getattr(module, "_build_input_shape", None)
+    if x.dim() < 2:
+        raise ValueError(
+            f"{name} must be a batch [B, ...] with at least 2 dimensions, got shape {list(x.shape)}"
+        )
+    if built is not None and tuple(x.shape[1:]) != tuple(built[1:]):
+        raise ValueError(
+            f"{name} has shape {list(x.shape)}, but {type(module).__name__} was built for "
+            f"inputs of shape [B, {', '.join(str(s) for s in built[1:])}]"
+        )
 
 
 def check_input_dtype(x: torch.Tensor, module: nn.Module, name: str = "x") -> None:

@@ -108,25 +108,127 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
+# IDX headers of the MNIST files: magic number, then one big-endian uint32 per dimension.
+# The magic is 0x0000 (reserved), 0x08 (unsigned byte data), then the number of dimensions.
+_IDX_IMAGES_MAGIC = 2051  # uint8, 3 dimensions: count, rows, cols
+_IDX_LABELS_MAGIC = 2049  # uint8, 1 dimension: count
+_MNIST_SIDE = 28
+
+
+def _split_files(root: Path, train: bool) -> tuple[Path, Path]:
+    """The image and label files of one split in torchvision's layout."""
+    raw = root / "MNIST" / "raw"
+    prefix = "train" if train else "t10k"
+    return raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+
+
+def _corrupt(path: Path, what: str) -> ValueError:
+    return ValueError(
+        f"MNIST file {str(path)!r} is corrupt or truncated: {what}. Delete it and download "
+        "it again (load_mnist(download=True)), or copy an intact file there."
+    )
+
+
+def _idx_count(path: Path, magic: int) -> int:
+    """Check an MNIST IDX file's header against its size and return its item count.
+
+    Reads only the header and the file size, so it costs nothing next to the load. A
+    file with the wrong magic number, other than 28 x 28 images, or a size other than
+    the one its header implies raises ``ValueError`` naming the file.
+    """
+    image = magic == _IDX_IMAGES_MAGIC
+    header_size = 16 if image else 8
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(header_size)
+    if len(header) < 4:
+        raise _corrupt(path, f"it has {size} bytes, fewer than the 4 bytes of a magic number")
+    found = int.from_bytes(header[:4], "big")
+    if found != magic:
+        kind = "images (uint8, 3 dimensions)" if image else "labels (uint8, 1 dimension)"
+        raise _corrupt(
+            path, f"its magic number is {found}, expected {magic} for an IDX file of MNIST {kind}"
+        )
+    if len(header) < header_size:
+        raise _corrupt(
+            path, f"it has {size} bytes, fewer than the {header_size} bytes of its IDX header"
+        )
+    dims = [int.from_bytes(header[i : i + 4], "big") for i in range(4, header_size, 4)]
+    n = dims[0]
+    if image and dims[1:] != [_MNIST_SIDE, _MNIST_SIDE]:
+        raise _corrupt(
+            path,
+            f"its header gives {dims[1]} x {dims[2]} images, expected "
+            f"{_MNIST_SIDE} x {_MNIST_SIDE}",
+        )
+    expected = header_size + math.prod(dims)
+    if size != expected:
+        implied = f"{header_size} + {n} * {_MNIST_SIDE} * {_MNIST_SIDE}" if image else f"8 + {n}"
+        raise _corrupt(
+            path,
+            f"it has {size} bytes, but its header ({n} {'images' if image else 'labels'}) "
+            f"implies {implied} = {expected} bytes",
+        )
+    return n
+
+
+def _check_split_files(root: Path, train: bool) -> None:
+    """Validate the raw IDX files of one split that exist (missing ones are torchvision's).
+
+    Raises ``ValueError`` for a corrupt or truncated file (see :func:`_idx_count`) and
+    for an image file whose count differs from its label file's.
+    """
+    image_path, label_path = _split_files(root, train)
+    n_images = _idx_count(image_path, _IDX_IMAGES_MAGIC) if image_path.is_file() else None
+    n_labels = _idx_count(label_path, _IDX_LABELS_MAGIC) if label_path.is_file() else None
+    if n_images is not None and n_labels is not None and n_images != n_labels:
+        raise ValueError(
+            f"MNIST files do not match: {str(image_path)!r} holds {n_images} images but "
+            f"{str(label_path)!r} holds {n_labels} labels; one of them is corrupt or from "
+            "another copy. Replace both with intact files (or load_mnist(download=True))."
+        )
+
+
+def _missing_reason(root: Path, reason: str) -> str:
+    """``reason`` plus the MNIST files that are absent (and any ``.gz`` found instead)."""
+    raw = root / "MNIST" / "raw"
+    missing = [name for name in _MNIST_FILES if not (raw / name).is_file()]
+    if not missing:
+        return reason
+    gz = [name for name in missing if (raw / f"{name}.gz").is_file()]
+    reason += f"; missing: {', '.join(missing)}"
+    if gz:
+        reason += (
+            f"; found {', '.join(n + '.gz' for n in gz)}, which torchvision reads only "
+            "after extracting them (gunzip them, or pass download=True)"
+        )
+    return reason
+
+
 def _open_mnist(root: Path, train: bool, download: bool):
     from torchvision.datasets import MNIST
 
+    # torchvision reports a corrupt file as a bare RuntimeError (or reads a file whose
+    # header count was edited), so the split's files are checked before it reads them.
+    _check_split_files(root, train)
     try:
         return MNIST(str(root), train=train, download=False)
     except RuntimeError as err:  # torchvision: "Dataset not found. You can use download=True"
         if not download:
             raise FileNotFoundError(
-                _missing_files_message(root, "download=False was given")
+                _missing_files_message(root, _missing_reason(root, "download=False was given"))
             ) from err
     try:
         with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            return MNIST(str(root), train=train, download=True)
+            dataset = MNIST(str(root), train=train, download=True)
     except Exception as err:  # URLError, HTTPError, socket timeouts, checksum errors
         raise FileNotFoundError(
             _missing_files_message(
                 root, f"the download failed, probably offline: {type(err).__name__}: {err}"
             )
         ) from err
+    _check_split_files(root, train)  # what the download (or extraction) produced
+    return dataset
 
 
 def load_mnist(
@@ -189,7 +291,11 @@ def load_mnist(
         message names the root searched and how to provide the files; the original
         error is chained.
     ValueError
-        On an argument of the wrong type (e.g. a negative ``seed``).
+        On an argument of the wrong type (e.g. a negative ``seed``); on a raw file of
+        the split that is corrupt or truncated (wrong magic number, or a size other than
+        its header implies: ``16 + N * 28 * 28`` bytes for images, ``8 + N`` for labels;
+        the message names the file and both sizes); or on an image file whose count
+        differs from its label file's (the message names both files and counts).
     """
     for name, value in (("train", train), ("binarize", binarize), ("download", download)):
         if not isinstance(value, bool):
@@ -200,6 +306,11 @@ def load_mnist(
     root_path = data_root(root)
 
     dataset = _open_mnist(root_path, train, download)
+    if dataset.data.shape[0] != dataset.targets.shape[0]:  # e.g. torchvision's legacy .pt files
+        raise ValueError(
+            f"MNIST under {str(root_path)!r} has {dataset.data.shape[0]} images but "
+            f"{dataset.targets.shape[0]} labels; the files are corrupt"
+        )
     images = dataset.data.unsqueeze(1).to(torch.float32).div_(255.0)
     labels = dataset.targets.to(torch.int64)
     if binarize:

@@ -31,6 +31,7 @@ __all__ = [
     "distribution_mean",
     "resolve_likelihood",
     "float_diagnostics",
+    "validate_target",
 ]
 
 _LOG2 = math.log(2.0)
@@ -61,13 +62,42 @@ class LossResult:
         return f"LossResult(objective={float(self.objective.detach()):.4g}, diagnostics={{{shown}}})"
 
 
-def float_diagnostics(values: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    """Convert scalar tensors to Python floats with a single device synchronisation."""
+def float_diagnostics(
+    values: Mapping[str, torch.Tensor],
+    targets: Mapping[str, tuple[torch.Tensor, LikelihoodLike]] | None = None,
+) -> dict[str, float]:
+    """Convert scalar tensors to Python floats with a single device synchronisation.
+
+    Parameters
+    ----------
+    values : dict of str to torch.Tensor
+        Scalar diagnostics.
+    targets : dict of str to (torch.Tensor, likelihood), optional
+        Targets to validate as :func:`validate_target` does, named by the argument
+        they came from (``{"x": (x, "bernoulli")}``). Their minimum and maximum travel
+        in the same transfer as the diagnostics, so the check adds no
+        synchronisation, only one pass over each target.
+
+    Raises
+    ------
+    ValueError
+        If a target contains NaN or inf, or lies outside :math:`[0, 1]` for a
+        Bernoulli-type likelihood.
+    """
     names = list(values)
-    if not names:
+    checks = list((targets or {}).items())
+    if not names and not checks:
         return {}
-    stacked = torch.stack([values[n].detach().to(torch.float64) for n in names]).tolist()
-    return dict(zip(names, stacked))
+    parts = [values[n].detach().to(torch.float64).reshape(1) for n in names]
+    for _, (x, _) in checks:
+        parts.append(torch.stack(torch.aminmax(x.detach())).to(torch.float64))
+    flat = torch.cat(parts).tolist()
+    for i, (name, (_, likelihood)) in enumerate(checks):
+        lo, hi = flat[len(names) + 2 * i : len(names) + 2 * i + 2]
+        problem = _target_problem(name, lo, hi, resolve_likelihood(likelihood))
+        if problem:
+            raise ValueError(problem)
+    return dict(zip(names, flat[: len(names)]))
 
 
 class LikelihoodType(str, Enum):
@@ -124,6 +154,46 @@ def resolve_likelihood(likelihood: LikelihoodLike) -> LikelihoodType | Callable:
     )
 
 
+_UNIT_INTERVAL = ("bernoulli", "continuous_bernoulli")
+
+
+def _target_problem(name: str, lo: float, hi: float, kind: LikelihoodType | Callable) -> str | None:
+    """What is wrong with a target whose extreme values are ``lo`` and ``hi``, if anything."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return (
+            f"{name} contains NaN or inf values (min {lo}, max {hi}); the likelihood is "
+            "undefined there, so remove or repair those entries first"
+        )
+    if isinstance(kind, LikelihoodType) and kind.value in _UNIT_INTERVAL and (lo < 0 or hi > 1):
+        hint = "; for 8-bit images use x / 255" if 1 < hi <= 255 and lo >= 0 else ""
+        return (
+            f"{name} must lie in [0, 1] for the {kind.value!r} likelihood, got values in "
+            f"[{lo:g}, {hi:g}]{hint}"
+        )
+    return None
+
+
+def validate_target(x: torch.Tensor, likelihood: LikelihoodLike, name: str = "x") -> None:
+    r"""Check that ``x`` is a valid target for ``likelihood``.
+
+    Every likelihood needs finite targets; the Bernoulli and continuous Bernoulli
+    likelihoods need :math:`x \in [0, 1]`, since outside it their "log density" is a
+    finite, plausible-looking number that is not a log density of anything. The check
+    reads the minimum and maximum of ``x`` (one device synchronisation).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, the likelihood and the range found.
+    """
+    if x.numel() == 0:
+        return
+    lo, hi = torch.stack(torch.aminmax(x.detach())).to(torch.float64).tolist()
+    problem = _target_problem(name, lo, hi, resolve_likelihood(likelihood))
+    if problem:
+        raise ValueError(problem)
+
+
 def _continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
     r"""Log normalising constant :math:`\log C(\eta)` of the continuous Bernoulli.
 
@@ -142,7 +212,9 @@ def _continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(small, near, far)
 
 
-def log_likelihood(x: torch.Tensor, x_hat: torch.Tensor, likelihood: LikelihoodLike) -> torch.Tensor:
+def log_likelihood(
+    x: torch.Tensor, x_hat: torch.Tensor, likelihood: LikelihoodLike, *, validate: bool = True
+) -> torch.Tensor:
     r"""Elementwise log-likelihood :math:`\log p(x \mid \hat x)`.
 
     .. math::
@@ -166,6 +238,11 @@ def log_likelihood(x: torch.Tensor, x_hat: torch.Tensor, likelihood: LikelihoodL
         ``'gaussian'``, ``'bernoulli'``, ``'continuous_bernoulli'``, ``'laplace'``
         (case-insensitive), or a callable ``f(x, x_hat)`` returning an elementwise
         log density of ``x.shape``.
+    validate : bool, default True
+        Check the targets with :func:`validate_target` (finite; in :math:`[0, 1]` for
+        the Bernoulli types). That costs one device synchronisation, so the models'
+        ``compute_loss`` passes ``False`` and folds the same check into the single
+        transfer of its diagnostics (:func:`float_diagnostics`).
 
     Returns
     -------
@@ -175,17 +252,30 @@ def log_likelihood(x: torch.Tensor, x_hat: torch.Tensor, likelihood: LikelihoodL
     Raises
     ------
     ValueError
-        If the shapes differ, the name is unknown, or a callable returns the wrong shape.
+        If the shapes differ, the name is unknown, a callable returns the wrong shape,
+        or (with ``validate``) the targets are not finite or out of range.
+    TypeError
+        If ``validate`` is not a bool.
     """
     if not isinstance(x, torch.Tensor) or not isinstance(x_hat, torch.Tensor):
         raise TypeError(
             f"x and x_hat must be tensors, got {type(x).__name__} and {type(x_hat).__name__}"
         )
+    for name, value in (("x", x), ("x_hat", x_hat)):
+        if not value.is_floating_point():
+            raise TypeError(
+                f"{name} must be a floating-point tensor, got {str(value.dtype).removeprefix('torch.')}"
+                f"; use {name}.float()" + (" / 255 for 8-bit pixels" if name == "x" else "")
+            )
     if x.shape != x_hat.shape:
         raise ValueError(
             f"x_hat must have the shape of x = {list(x.shape)}, got {list(x_hat.shape)}"
         )
     kind = resolve_likelihood(likelihood)
+    if not isinstance(validate, bool):
+        raise TypeError(f"validate must be True or False, got {validate!r}")
+    if validate:
+        validate_target(x, kind)
     if kind is LikelihoodType.GAUSSIAN:
         return -0.5 * (x - x_hat) ** 2
     if kind is LikelihoodType.BERNOULLI:
@@ -258,6 +348,11 @@ def kl_divergence_diag_gaussian(
     torch.Tensor
         KL divergence in nats.
     """
+    for name, value in (("mu", mu), ("log_var", log_var), ("mu2", mu2), ("log_var2", log_var2)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if mu is None or log_var is None:
+        raise TypeError(f"{'mu' if mu is None else 'log_var'} must be a torch.Tensor, got None")
     if mu.shape != log_var.shape:
         raise ValueError(
             f"log_var must have the shape of mu = {list(mu.shape)}, got {list(log_var.shape)}"

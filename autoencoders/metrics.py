@@ -87,8 +87,13 @@ def _eval_mode(model: Any) -> Iterator[None]:
             model.train(was_training)
 
 
-def _batches(data: Any, batch_size: int) -> Iterator[torch.Tensor]:
-    """Yield input batches from a tensor/array [N, ...] or an iterable of batches."""
+def _batches(
+    data: Any, batch_size: int, name: str = "data"
+) -> Iterator[tuple[torch.Tensor, str]]:
+    """Yield ``(batch, where)`` from a tensor/array [N, ...] or an iterable of batches.
+
+    ``where`` locates the batch in ``data`` (rows or batch index) for error messages.
+    """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(data, np.ndarray):
@@ -96,34 +101,69 @@ def _batches(data: Any, batch_size: int) -> Iterator[torch.Tensor]:
     if isinstance(data, torch.Tensor):
         if data.dim() < 1 or data.shape[0] == 0:
             raise ValueError(
-                f"data must be a non-empty tensor [N, ...] with N >= 1, got shape {list(data.shape)}"
+                f"{name} must be a non-empty tensor [N, ...] with N >= 1, "
+                f"got shape {list(data.shape)}"
             )
-        for start in range(0, data.shape[0], batch_size):
-            yield data[start : start + batch_size]
+        n = data.shape[0]
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            yield data[start:stop], f"rows {start}..{stop - 1}"
         return
     if not isinstance(data, Iterable):
         raise TypeError(
-            "data must be a tensor/array [N, ...] or an iterable of batches "
+            f"{name} must be a tensor/array [N, ...] or an iterable of batches "
             f"(tensors or (x, ...) tuples), got {type(data).__name__}"
         )
-    for batch in data:
+    for i, batch in enumerate(data):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         if not isinstance(x, torch.Tensor):
             raise TypeError(
-                f"each batch of data must be a tensor or (tensor, ...), got {type(x).__name__}"
+                f"each batch of {name} must be a tensor or (tensor, ...), got {type(x).__name__}"
             )
-        yield x
+        yield x, f"batch {i}"
 
 
-def _encode_batches(model: Any, data: Any, batch_size: int, device: Any) -> Iterator[Any]:
-    """Yield ``encode`` outputs batch by batch, in eval mode and without gradients."""
+def _check_finite_input(x: torch.Tensor, name: str, where: str) -> None:
+    """Raise if a floating batch holds NaN or inf (one reduction; integers cannot)."""
+    if (x.is_floating_point() or x.is_complex()) and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(
+            f"{name} contains NaN or inf: {bad} non-finite values in {where} "
+            f"(shape {list(x.shape)}); the metric needs finite inputs. Clean or drop "
+            "those examples first"
+        )
+
+
+def _encode_batches(
+    model: Any, data: Any, batch_size: int, device: Any, name: str = "data"
+) -> Iterator[Any]:
+    """Yield ``encode`` outputs batch by batch, in eval mode and without gradients.
+
+    Each batch of ``data`` (called ``name`` in errors) is checked for NaN and inf on
+    the encoding device first.
+    """
     encoder = _encoder_of(model)
     if not callable(getattr(encoder, "encode", None)):
         raise TypeError(f"model must have an encode(x) method, got {type(model).__name__}")
     dev = torch.device(device) if device is not None else _default_device(encoder)
     with _eval_mode(model), torch.no_grad():
-        for x in _batches(data, batch_size):
-            yield encoder.encode(x.to(dev))
+        for x, where in _batches(data, batch_size, name):
+            x = x.to(dev)
+            _check_finite_input(x, name, where)
+            yield encoder.encode(x)
+
+
+def _encode_means(
+    model: Any, data: Any, batch_size: int, device: Any, name: str
+) -> torch.Tensor:
+    """:func:`encode_dataset` with the input's argument name for error messages."""
+    codes = []
+    for out in _encode_batches(model, data, batch_size, device, name):
+        mu = getattr(out, "mu", None)
+        codes.append((mu if mu is not None else out.z).detach().cpu())
+    if not codes:
+        raise ValueError(f"{name} yielded no batches; expected at least one example")
+    return torch.cat(codes, dim=0)
 
 
 def encode_dataset(
@@ -156,14 +196,14 @@ def encode_dataset(
     -------
     Tensor [N, D]
         The codes, on the CPU, without gradient.
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is empty or contains NaN or inf (checked batch by batch; the
+        message names ``images`` and the rows or batch).
     """
-    codes = []
-    for out in _encode_batches(model, images, batch_size, device):
-        mu = getattr(out, "mu", None)
-        codes.append((mu if mu is not None else out.z).detach().cpu())
-    if not codes:
-        raise ValueError("images yielded no batches; expected at least one example")
-    return torch.cat(codes, dim=0)
+    return _encode_means(model, images, batch_size, device, "images")
 
 
 def make_represent(
@@ -211,8 +251,10 @@ def _as_codes(codes: ArrayLike, name: str = "codes") -> np.ndarray:
         raise TypeError(f"{name} must be real-valued, got dtype {codes.dtype}")
     codes = codes.astype(np.float64)
     if not np.isfinite(codes).all():
+        bad = ~np.isfinite(codes)
         raise ValueError(
-            f"{name} must be finite, got {int((~np.isfinite(codes)).sum())} non-finite values"
+            f"{name} must be finite, got {int(bad.sum())} non-finite values (NaN or inf) "
+            f"in dimensions {np.flatnonzero(bad.any(axis=0)).tolist()}"
         )
     return codes
 
@@ -271,6 +313,14 @@ def _represent_chunked(represent: Represent, factors: np.ndarray, chunk_size: in
             raise ValueError(
                 f"represent must return codes of shape [{rows.shape[0]}, D] for "
                 f"{rows.shape[0]} factor rows, got {list(codes.shape)}"
+            )
+        if not np.isfinite(codes).all():
+            bad = ~np.isfinite(codes)
+            raise ValueError(
+                f"represent returned non-finite codes (NaN or inf): {int(bad.sum())} values "
+                f"in dimensions {np.flatnonzero(bad.any(axis=0)).tolist()} for factor rows "
+                f"{start}..{start + rows.shape[0] - 1}; the score needs finite codes "
+                "(has the model diverged?)"
             )
         out.append(codes)
     return np.concatenate(out, axis=0)
@@ -385,7 +435,8 @@ def factor_vae_score(
     ----------
     represent : callable
         ``represent(factors [M, F] int64) -> codes [M, D]``; called on at most
-        ``chunk_size`` rows at a time.
+        ``chunk_size`` rows at a time. Non-finite codes (NaN or inf) raise
+        ``ValueError`` instead of being pruned as a dimension without variance.
     factor_sizes : sequence of int [F]
         Number of values of each factor; factors are drawn uniformly and independently.
     rng : numpy Generator or int
@@ -490,7 +541,8 @@ def beta_vae_score(
     Parameters
     ----------
     represent : callable
-        ``represent(factors [M, F] int64) -> codes [M, D]``.
+        ``represent(factors [M, F] int64) -> codes [M, D]``; non-finite codes (NaN
+        or inf) raise ``ValueError``.
     factor_sizes : sequence of int [F]
     rng : numpy Generator or int
     batch_size, n_train, n_eval : int
@@ -813,13 +865,25 @@ def active_units(
     -------
     ActiveUnits
         ``count`` (int) and ``variances`` (Tensor [D], float64).
+
+    Raises
+    ------
+    ValueError
+        If ``data`` contains NaN or inf, or the encoder means are not finite (a count
+        of 0 would then read like posterior collapse).
     """
     if not threshold >= 0:
         raise ValueError(f"threshold must be >= 0, got {threshold!r}")
-    mu = encode_dataset(model, data, batch_size).double()
+    mu = _encode_means(model, data, batch_size, None, "data").double()
     if mu.shape[0] < 2:
         raise ValueError(f"data must hold at least 2 examples for a variance, got {mu.shape[0]}")
     var = mu.var(dim=0, unbiased=True)
+    if not bool(torch.isfinite(var).all()):
+        raise ValueError(
+            "the model's encoder means are NaN or inf for finite data (variance not finite "
+            f"in dimensions {torch.nonzero(~torch.isfinite(var)).flatten().tolist()}); "
+            "has the model diverged? Active units cannot be counted"
+        )
     return ActiveUnits(int((var > threshold).sum()), var)
 
 
@@ -843,9 +907,14 @@ def kl_per_dimension(model: Any, data: Any, batch_size: int = 1024) -> torch.Ten
     -------
     Tensor [D]
         In nats, float64, on the CPU.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is empty or contains NaN or inf.
     """
     total, n = None, 0
-    for out in _encode_batches(model, data, batch_size, None):
+    for out in _encode_batches(model, data, batch_size, None, "data"):
         if getattr(out, "mu", None) is None or getattr(out, "log_var", None) is None:
             raise TypeError(
                 "kl_per_dimension needs a model whose encode(x) returns .mu and .log_var (a VAE)"

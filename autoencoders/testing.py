@@ -63,6 +63,46 @@ class _Failure(AssertionError):
     pass
 
 
+def _type_name(obj: Any) -> str:
+    if isinstance(obj, tuple | list):
+        return f"{type(obj).__name__} of {len(obj)} ({', '.join(type(o).__name__ for o in obj)})"
+    return type(obj).__name__
+
+
+def _check_sample(sample: Any, paired: bool) -> None:
+    """Validate ``sample`` before any check, so that a bad batch is not blamed on the model."""
+    if paired:
+        if not (
+            isinstance(sample, tuple | list)
+            and len(sample) == 2
+            and all(isinstance(s, torch.Tensor) for s in sample)
+        ):
+            raise TypeError(
+                "paired=True needs sample=(x1, x2), a pair of tensors of the same shape; "
+                f"got sample of type {_type_name(sample)}"
+            )
+        if sample[0].shape != sample[1].shape:
+            raise ValueError(
+                "paired=True needs sample=(x1, x2) of the same shape; got sample shapes "
+                f"{_shape(sample[0])} and {_shape(sample[1])}"
+            )
+        named = [("sample[0]", sample[0]), ("sample[1]", sample[1])]
+    else:
+        if not isinstance(sample, torch.Tensor):
+            raise TypeError(
+                f"sample must be a torch.Tensor batch [B, ...], got {_type_name(sample)}"
+                + ("; for a pair model pass paired=True" if isinstance(sample, tuple | list) else "")
+            )
+        named = [("sample", sample)]
+    for name, t in named:
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise ValueError(
+                f"{name} contains NaN or inf ({bad} of {t.numel()} values); check_autoencoder "
+                "needs a finite input batch, otherwise every check would blame the model"
+            )
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise _Failure(message)
@@ -166,7 +206,14 @@ def check_autoencoder(
     AssertionError
         When ``strict`` and any check failed; the message says what is wrong and how
         to fix it.
+    TypeError
+        Before any check, when ``sample`` is not a tensor (not a pair of tensors when
+        ``paired``). For compatibility this error is also an ``AssertionError``.
+    ValueError
+        Before any check, when ``sample`` contains NaN or inf, or when the two tensors
+        of a pair differ in shape.
     """
+    _check_sample(sample, paired)
     loss_kwargs = dict(loss_kwargs or {})
     results = CheckReport()
     flags = {m: m.training for m in model.modules()} if isinstance(model, torch.nn.Module) else {}
@@ -189,11 +236,6 @@ def check_autoencoder(
             state[name] = True
 
     def inputs():
-        if paired:
-            _require(
-                isinstance(sample, tuple | list) and len(sample) == 2,
-                f"paired=True needs sample=(x1, x2), got {type(sample).__name__}",
-            )
         return _to(sample, state["device"])
 
     def check_build() -> None:

@@ -1,4 +1,7 @@
-r"""Training helpers: :func:`fit`, :func:`evaluate`, KL schedules and atomic checkpoints.
+r"""Training helpers: :func:`fit`, :func:`evaluate` and KL schedules.
+
+:func:`save_checkpoint` and :func:`load_checkpoint` live in
+:mod:`autoencoders.checkpoint` and are importable from here too.
 
 A notebook cell that trains a model reads like the idea it teaches::
 
@@ -8,8 +11,7 @@ A notebook cell that trains a model reads like the idea it teaches::
     history.plot()
 
 :func:`fit` runs the package's one rhythm, ``forward -> compute_loss -> backward ->
-step``, and adds no host-device synchronisation of its own: the only one per step is
-the conversion of the diagnostics to Python floats inside ``compute_loss``.
+step``, and refuses to take a step whose objective or gradient is not finite.
 """
 
 from __future__ import annotations
@@ -18,29 +20,30 @@ import inspect
 import itertools
 import math
 import numbers
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .utils import get_device
+# Re-exported: the checkpoint helpers used to live here.
+from .checkpoint import load_checkpoint as load_checkpoint
+from .checkpoint import save_checkpoint as save_checkpoint
+from .utils import get_device, model_device
 
 LRSchedulerLike = torch.optim.lr_scheduler.LRScheduler
 
 __all__ = [
     "History",
+    "TrainingDiverged",
+    "BadBatchError",
     "fit",
     "evaluate",
+    "training_step_flops",
     "linear_warmup",
     "cyclical",
-    "save_checkpoint",
-    "load_checkpoint",
 ]
 
 Callback = Callable[[int, "History", nn.Module], Any]
@@ -49,8 +52,6 @@ Callback = Callable[[int, "History", nn.Module], Any]
 _SHOWN = ("elbo", "log_likelihood")
 # Seconds between two refreshes of the progress-bar postfix.
 _POSTFIX_EVERY_S = 0.5
-_CHECKPOINT_FORMAT = "autoencoders.checkpoint"
-_CHECKPOINT_VERSION = 1
 
 
 # ----------------------------------------------------------------------------- History
@@ -192,15 +193,48 @@ class History:
         return fig
 
 
+# ---------------------------------------------------------------------------- exceptions
+class _StoppedRun:
+    """What a run that :func:`fit` had to stop leaves behind, for the exception to carry."""
+
+    history: History
+    step: int
+    epoch: int
+    batch: int
+
+    def _attach(self, history: History, step: int, epoch: int, batch: int) -> None:
+        self.history, self.step, self.epoch, self.batch = history, step, epoch, batch
+
+
+class TrainingDiverged(_StoppedRun, FloatingPointError):
+    """A diagnostic or the gradient became NaN or infinite during :func:`fit`.
+
+    ``fit`` raises it *before* the optimizer step, so the model keeps the finite
+    parameters of the last good step.
+
+    Attributes
+    ----------
+    history : History
+        The run so far; its last epoch covers the batches of the interrupted epoch
+        that were trained on (``history.steps`` counts the optimizer steps taken).
+    step : int
+        The global index (from 0) of the step that failed; that many steps were taken.
+    epoch, batch : int
+        The epoch (from 1) and the batch within it (from 0) that failed.
+    """
+
+
+class BadBatchError(_StoppedRun, ValueError):
+    """A training batch was rejected (NaN or inf values, a target out of range, a wrong
+    shape) during :func:`fit`; the message names the step, the epoch and the batch.
+
+    Attributes are those of :class:`TrainingDiverged`.
+    """
+
+
 # ------------------------------------------------------------------------ small helpers
-def _model_device(model: nn.Module) -> torch.device | None:
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        return tensor.device
-    return None
-
-
 def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    dev = get_device(device) if device is not None else _model_device(model) or get_device()
+    dev = get_device(device) if device is not None else model_device(model) or get_device()
     if dev.type == "cuda" and dev.index is None:
         # Tensors report "cuda:0"; compare like with like so batches are not re-copied.
         dev = torch.device("cuda", torch.cuda.current_device())
@@ -473,13 +507,17 @@ def fit(
 
         out = model(x, S=S)                       # S only when given in loss_kwargs
         res = model.compute_loss(x, out, **loss_kwargs)
+        # stop here if a diagnostic is NaN or inf
         optimizer.zero_grad(set_to_none=True)
         res.objective.backward()
+        # stop here if the gradient norm is NaN or inf (clip it to grad_clip if given)
         optimizer.step()
 
-    ``fit`` adds no host-device synchronisation: it never reads the objective, and the
-    running numbers (progress bar, :class:`History`) come from ``res.diagnostics``,
-    which ``compute_loss`` has already converted to Python floats.
+    The running numbers (progress bar, :class:`History`) come from
+    ``res.diagnostics``, which ``compute_loss`` has already converted to Python floats
+    (the models' one synchronisation per step, which also validates the batch). ``fit``
+    adds one more: reading the global gradient norm before the step, so that a
+    non-finite gradient never reaches the parameters.
 
     **Lazy layers.** If the model still has unbuilt lazy modules, ``fit`` calls
     ``model.build(x)`` with the first training batch before creating the optimizer,
@@ -547,8 +585,9 @@ def fit(
         in the middle of an epoch.
     max_seconds : float, optional
         Budget of training wall-clock time (the sum of :attr:`History.epoch_time`;
-        evaluation and callbacks do not count). Checked before every step, so the run
-        stops at the first step that starts after the budget is spent; compare models
+        evaluation and callbacks do not count). Checked before every step but the
+        first (so at least one step is taken), and the run stops at the first step
+        that would start after the budget is spent; compare models
         "at equal wall time" with it. An epoch cut short by either budget is recorded
         like any other (its means cover the batches it saw), and ``eval_data`` and the
         callbacks still run after it.
@@ -566,9 +605,15 @@ def fit(
     TypeError
         On a one-shot iterator with ``epochs`` other than 1, a badly formed batch, or a
         ``scheduler`` that is neither a scheduler nor a factory returning one.
-    FloatingPointError
-        When a diagnostic becomes NaN or infinite (the message names the step); the
-        model keeps the parameters of that step.
+    TrainingDiverged
+        A :class:`FloatingPointError`: a diagnostic or the gradient norm became NaN or
+        infinite. It is raised before that step's optimizer update, so the parameters
+        stay finite; ``err.history`` holds the run so far and the message names the
+        step, epoch and batch.
+    BadBatchError
+        A :class:`ValueError`: a batch was rejected (NaN or inf values, targets
+        outside :math:`[0, 1]` for a Bernoulli likelihood, ...); the message names the
+        step, epoch and batch, and ``err.history`` holds the run so far.
     """
     if max_steps is not None:
         max_steps = _check_positive(max_steps, "max_steps", integer=True)
@@ -628,6 +673,7 @@ def fit(
     if optimizer is None:
         optimizer = _default_adam(model, lr)
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    _check_optimizer_params(model, params, lk)
     scheduler = _bind_scheduler(scheduler, optimizer)
     step_each_batch = scheduler is not None and scheduler_interval == "step"
 
@@ -658,30 +704,25 @@ def fit(
             model.train()
             start = time.perf_counter()
             out_of_budget = False
-            for batch in epoch_batches:
-                if max_seconds is not None and trained_s + time.perf_counter() - start >= max_seconds:
+            for index, batch in enumerate(epoch_batches):
+                if max_seconds is not None and step and trained_s + time.perf_counter() - start >= max_seconds:
                     out_of_budget = True
                     break
-                x, n = _split_batch(batch, paired, dev)
-                if beta_schedule is not None:
-                    lk["beta"] = beta_schedule(step)
-                out = model(x, **fwd)
-                res = model.compute_loss(x, out, **lk)
-                optimizer.zero_grad(set_to_none=True)
-                res.objective.backward()
-                if grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                try:
+                    x, n = _split_batch(batch, paired, dev)
+                    if beta_schedule is not None:
+                        lk["beta"] = beta_schedule(step)
+                    res = model.compute_loss(x, model(x, **fwd), **lk)
+                    diag = res.diagnostics
+                    _check_finite_step(diag, x, params, grad_clip, optimizer, res)
+                except (ValueError, FloatingPointError) as err:
+                    if seen:
+                        _record_epoch(history, sums, seen, time.perf_counter() - start, step)
+                    raise _stopped(err, history, step, epoch, index) from err
                 optimizer.step()
                 step += 1
-                diag = res.diagnostics
                 for name, value in diag.items():
-                    value = float(value)
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"diagnostic {name!r} became {value} at step {step - 1} (epoch {epoch}); "
-                            f"diagnostics: {dict(diag)}. Try a lower lr, grad_clip or a beta warm-up."
-                        )
-                    sums[name] = sums.get(name, 0.0) + value * n
+                    sums[name] = sums.get(name, 0.0) + float(value) * n
                 if beta_schedule is not None:
                     sums["beta"] = sums.get("beta", 0.0) + float(lk["beta"]) * n
                 if scheduler is not None:
@@ -707,10 +748,7 @@ def fit(
             if seen == 0:
                 raise ValueError(f"train yielded no batches in epoch {epoch}")
             trained_s += elapsed
-            history.steps = step
-            history.epoch_time.append(elapsed)
-            for name, value in sums.items():
-                history.train.setdefault(name, []).append(value / seen)
+            _record_epoch(history, sums, seen, elapsed, step)
             key = _shown_key(sums) if sums else None
             postfix = f"{key}={sums[key] / seen:.4g}" if key else ""
             if eval_data is not None:
@@ -730,6 +768,133 @@ def fit(
         if bar is not None:
             bar.close()
     return history
+
+
+def _check_optimizer_params(
+    model: nn.Module, params: Sequence[torch.Tensor], loss_kwargs: Mapping[str, Any]
+) -> None:
+    """Refuse an optimizer that would step tensors other than the model's parameters.
+
+    Parameters of a module passed in ``loss_kwargs`` (a learnable likelihood, say) are
+    part of the objective too, so they are allowed.
+    """
+    modules = [model, *(v for v in loss_kwargs.values() if isinstance(v, nn.Module))]
+    own = {id(p) for m in modules for p in m.parameters()}
+    foreign = sum(id(p) not in own for p in params)
+    if foreign:
+        raise ValueError(
+            f"optimizer holds {foreign} of {len(params)} parameter tensors that are not "
+            f"parameters of this {type(model).__name__} or of a module in loss_kwargs (was it "
+            "built for another model?), so its steps would not train this model; create it "
+            "from model.parameters()"
+        )
+
+
+def _check_finite_step(
+    diag: Mapping[str, float],
+    x: Any,
+    params: Sequence[torch.Tensor],
+    grad_clip: float | None,
+    optimizer: torch.optim.Optimizer,
+    res: Any,
+) -> None:
+    """Back-propagate ``res.objective`` unless a diagnostic is non-finite, then check the
+    gradient norm (clipping it to ``grad_clip`` when given). Raises before any step, so
+    a failure leaves the parameters as they were."""
+    bad = {name: float(v) for name, v in diag.items() if not math.isfinite(float(v))}
+    if bad:
+        views = x if isinstance(x, tuple) else (x,)
+        if not all(bool(torch.isfinite(v).all()) for v in views):
+            raise ValueError("the batch contains NaN or inf values")
+        raise FloatingPointError(
+            f"diagnostics {bad} are not finite (all: {dict(diag)})"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    res.objective.backward()
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    if grad_clip is not None:
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        norm = torch.nn.utils.get_total_norm(grads)
+    if not math.isfinite(norm.item()):
+        raise FloatingPointError(f"the gradient norm is {norm.item()} (the objective was finite)")
+
+
+def _stopped(err: Exception, history: History, step: int, epoch: int, batch: int) -> Exception:
+    """Re-raise ``err`` as :class:`TrainingDiverged` or :class:`BadBatchError`, saying where."""
+    where = f"step {step} (epoch {epoch}, batch {batch})"
+    if isinstance(err, FloatingPointError):
+        new: _StoppedRun = TrainingDiverged(
+            f"{err} at {where}; the optimizer step was not taken, so the parameters are "
+            "those of the last good step. Try a lower lr, grad_clip or a beta warm-up."
+        )
+    else:
+        new = BadBatchError(f"{where}: {err}")
+    new._attach(history, step, epoch, batch)
+    return new
+
+
+def _record_epoch(history: History, sums: Mapping[str, float], seen: int, elapsed: float, step: int) -> None:
+    history.steps = step
+    history.epoch_time.append(elapsed)
+    for name, value in sums.items():
+        history.train.setdefault(name, []).append(value / seen)
+
+
+def training_step_flops(
+    model: nn.Module, x: Any, loss_kwargs: Mapping[str, Any] | None = None
+) -> int:
+    r"""Floating-point operations of one training step on the batch ``x``.
+
+    Runs ``forward``, ``compute_loss`` and ``backward`` once under
+    :class:`torch.utils.flop_counter.FlopCounterMode`, which counts the matrix
+    products and convolutions (two operations per multiply-add), then discards the
+    gradients, restores the buffers (batch-norm statistics) and leaves the random
+    generators as they were, so the call has no side effects; the parameters are not
+    changed. The optimizer update is not counted
+    (it is linear in the number of parameters and the same for every batch).
+
+    Use it to compare two set-ups at **equal compute** rather than equal wall time:
+    a count of operations is the same on every machine, so a budget derived from it
+    (``max_steps = round(steps_a * flops_a / flops_b)``) gives the same run, and the
+    same conclusion, on a laptop, in CI and on a GPU.
+
+    Parameters
+    ----------
+    model : BaseAutoencoder
+        A built model (train mode is used and restored).
+    x : torch.Tensor or tuple of torch.Tensor
+        One training batch, on the model's device.
+    loss_kwargs : dict, optional
+        As in :func:`fit` (``'S'`` goes to ``forward``).
+
+    Returns
+    -------
+    int
+        Total floating-point operations, forward and backward.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    fwd, lk = _split_loss_kwargs(model, loss_kwargs)
+    flags = {module: module.training for module in model.modules()}
+    grads = {p: p.grad for p in model.parameters()}
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]  # e.g. batch-norm statistics
+    devices = [t.device for t in (x if isinstance(x, tuple | list) else (x,)) if t.is_cuda]
+    model.train()
+    # fork_rng: the sampled z must not advance the generators that training will use
+    try:
+        with torch.random.fork_rng(devices=devices), FlopCounterMode(display=False) as counter:
+            model.compute_loss(x, model(x, **fwd), **lk).objective.backward()
+    finally:
+        _set_modes(model, flags)
+        for p, g in grads.items():
+            p.grad = g
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+    return int(counter.get_total_flops())
 
 
 def _eval_kwargs(fwd: Mapping[str, Any], lk: Mapping[str, Any]) -> dict[str, Any]:
@@ -861,209 +1026,3 @@ def cyclical(
     if n_cycles is not None:
         n_cycles = _check_positive(n_cycles, "n_cycles", integer=True)
     return _Cyclical(period, beta_max, ratio, n_cycles)
-
-
-# --------------------------------------------------------------------------- checkpoints
-_META_TYPES = (type(None), bool, int, float, str, torch.Tensor)
-
-
-def _check_meta(value: Any, where: str) -> None:
-    """Keep ``meta`` loadable with ``torch.load(weights_only=True)``."""
-    if isinstance(value, _META_TYPES):
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check_meta(item, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str | int):
-                raise TypeError(f"meta keys must be str or int, got {key!r} in {where}")
-            _check_meta(item, f"{where}[{key!r}]")
-        return
-    raise TypeError(
-        f"{where} must be None, bool, int, float, str, a tensor, or a list/tuple/dict of "
-        f"those (so the checkpoint loads with weights_only=True), got {type(value).__name__}"
-    )
-
-
-def _input_spec(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[list[int] | None, str | None]:
-    shape = input_shape if input_shape is not None else getattr(model, "_build_input_shape", None)
-    if shape is None:
-        return None, None
-    if (
-        isinstance(shape, torch.Size | tuple | list)
-        and len(shape) >= 1
-        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape)
-    ):
-        dtype = getattr(model, "_build_input_dtype", "float32") if input_shape is None else "float32"
-        return [int(s) for s in shape], dtype
-    raise ValueError(f"input_shape must be a sequence of positive ints like (1, 1, 28, 28), got {shape!r}")
-
-
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    *,
-    input_shape: Sequence[int] | None = None,
-    **meta: Any,
-) -> Path:
-    """Save model (and optimizer) state atomically.
-
-    The checkpoint is written to a temporary file in the destination folder, flushed
-    to disk (``fsync``) and then renamed over ``path`` with :func:`os.replace`, which is
-    atomic: an interrupted save leaves any previous checkpoint intact and removes the
-    temporary file.
-
-    It stores the model's ``state_dict``, the optimizer's (when given), ``meta``, the
-    package version, and the shape and dtype of one build input so that
-    :func:`load_checkpoint` can rebuild lazy layers of a fresh model. That shape is
-    ``input_shape`` when given, else ``model._build_input_shape``, which :func:`fit`
-    records from the first training batch. For a model built by hand, pass it:
-    ``save_checkpoint(path, model, input_shape=(1, 1, 28, 28))``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Destination file (conventionally ``*.pt``); its folder must exist.
-    model : torch.nn.Module
-        The model to save.
-    optimizer : torch.optim.Optimizer, optional
-        Saved too, so training can resume exactly.
-    input_shape : sequence of int, optional
-        Shape of one build input including a batch dimension, e.g. ``(1, 1, 28, 28)``
-        (for a paired model, the shape of one view).
-    **meta
-        Anything else to remember (epoch, seed, history values): ``None``, ``bool``,
-        ``int``, ``float``, ``str``, tensors, and lists/tuples/dicts of those.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-
-    Raises
-    ------
-    TypeError
-        If a ``meta`` value has another type.
-    FileNotFoundError
-        If the destination folder does not exist.
-    """
-    from . import __version__
-
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"the folder of the checkpoint path does not exist: {str(path.parent)!r}")
-    _check_meta(meta, "meta")
-    pending = [
-        k for k, t in model.state_dict().items() if isinstance(t, nn.parameter.UninitializedTensorMixin)
-    ]
-    if pending:
-        raise ValueError(
-            f"cannot save {type(model).__name__}: {pending} are unbuilt lazy tensors, so the "
-            "checkpoint could never be loaded; call model.build(x) or train it with fit first"
-        )
-    shape, dtype = _input_spec(model, input_shape)
-    checkpoint = {
-        "format": _CHECKPOINT_FORMAT,
-        "format_version": _CHECKPOINT_VERSION,
-        "package_version": __version__,
-        "model_class": type(model).__name__,
-        "model": model.state_dict(),
-        "optimizer": None if optimizer is None else optimizer.state_dict(),
-        "input_shape": shape,
-        "input_dtype": dtype,
-        "meta": meta,
-    }
-    tmp = tempfile.NamedTemporaryFile(delete=False, dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with tmp:
-            torch.save(checkpoint, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        # NamedTemporaryFile creates the file with mode 0600; give it the mode a plain
-        # open() would (the umask can only be read by setting it, then restoring it).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp.name, 0o666 & ~umask)
-        os.replace(tmp.name, path)
-    except BaseException:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_checkpoint(
-    path: str | os.PathLike,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    sample: Any = None,
-    map_location: str | torch.device | None = "cpu",
-) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model``.
-
-    If ``model`` still has unbuilt lazy layers (a freshly constructed VAE), it is
-    first built with ``sample`` when given, else with zeros of the input shape stored
-    in the checkpoint (a pair of zeros for a paired model); building runs in eval
-    mode and changes nothing but the shapes. Then the state is loaded strictly.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The checkpoint file.
-    model : torch.nn.Module
-        A model of the same architecture (built or not).
-    optimizer : torch.optim.Optimizer, optional
-        Receives the saved optimizer state. Create it after the model is built (for
-        an unbuilt model: call ``model.build`` or load without the optimizer first).
-    sample : torch.Tensor or tuple of torch.Tensor, optional
-        A build input, used only if the model is unbuilt.
-    map_location : str or torch.device, default ``'cpu'``
-        Passed to :func:`torch.load`; the tensors are then copied into the model's
-        parameters wherever those live.
-
-    Returns
-    -------
-    dict
-        The ``meta`` given to :func:`save_checkpoint`.
-
-    Raises
-    ------
-    ValueError
-        If the file is not such a checkpoint, the model is unbuilt and neither
-        ``sample`` nor a stored input shape is available, or an optimizer is passed
-        but none was saved.
-    RuntimeError
-        From ``load_state_dict`` when the architectures differ.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {str(path)!r}")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated, empty or foreign files fail in many ways
-        raise ValueError(
-            f"not a valid checkpoint: {str(path)!r} ({type(err).__name__}: {err})"
-        ) from err
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"{str(path)!r} is not a checkpoint written by autoencoders.train.save_checkpoint")
-    if optimizer is not None and checkpoint["optimizer"] is None:
-        raise ValueError(f"an optimizer was passed, but {str(path)!r} holds no optimizer state")
-    if getattr(model, "unbuilt_modules", lambda: [])():
-        if sample is None:
-            shape = checkpoint["input_shape"]
-            if shape is None:
-                raise ValueError(
-                    f"{type(model).__name__} has unbuilt lazy modules and {str(path)!r} stores no "
-                    "input shape: pass sample=<one input batch> to load_checkpoint (or save "
-                    "with input_shape=...)"
-                )
-            dev = _model_device(model) or torch.device("cpu")
-            zeros = torch.zeros(shape, dtype=getattr(torch, checkpoint["input_dtype"]), device=dev)
-            sample = (zeros, zeros.clone()) if getattr(model, "paired", False) else zeros
-        model.build(sample)
-    model.load_state_dict(checkpoint["model"])
-    if optimizer is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    return dict(checkpoint["meta"])

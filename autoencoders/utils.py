@@ -12,6 +12,7 @@ Three environment variables steer every chapter and test:
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "get_device", "fast_mode", "data_root"]
+__all__ = ["seed_everything", "get_device", "model_device", "fast_mode", "data_root"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -90,6 +91,16 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
             "but torch.cuda.is_available() is False"
         )
     return dev
+
+
+def model_device(model: torch.nn.Module) -> torch.device | None:
+    """The device of a module's first parameter or buffer (``None`` if it has neither).
+
+    An unbuilt lazy parameter reports the device it was created on.
+    """
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return None
 
 
 def fast_mode() -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._base import BaseAutoencoder, ModelOutput, check_input_dtype, check_tensor
+from ._base import BaseAutoencoder, ModelOutput, check_input_dtype, check_input_shape, check_tensor
 from .loss import LikelihoodLike, LossResult, float_diagnostics, log_likelihood
 
 __all__ = ["AE", "AEOutput", "AEEncodeOutput", "AEDecodeOutput", "check_reconstruction_shape"]
@@ -93,6 +93,7 @@ class AE(BaseAutoencoder):
     def _encode(self, x: torch.Tensor) -> AEEncodeOutput:
         check_tensor(x, "x")
         check_input_dtype(x, self)
+        check_input_shape(x, self)
         return AEEncodeOutput(z=self.encoder(x))
 
     def _decode(self, z: torch.Tensor) -> AEDecodeOutput:
@@ -129,5 +130,6 @@ class AE(BaseAutoencoder):
         """
         check_tensor(x, "x")
         check_reconstruction_shape(x, output.x_hat, tuple(x.shape), "x.shape")
-        ll = log_likelihood(x, output.x_hat, likelihood).flatten(1).sum(1).mean()
-        return LossResult(objective=-ll, diagnostics=float_diagnostics({"log_likelihood": ll}))
+        ll = log_likelihood(x, output.x_hat, likelihood, validate=False).flatten(1).sum(1).mean()
+        diagnostics = float_diagnostics({"log_likelihood": ll}, targets={"x": (x, likelihood)})
+        return LossResult(objective=-ll, diagnostics=diagnostics)

@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ._base import BaseAutoencoder, ModelOutput, check_input_dtype, check_tensor
+from ._base import BaseAutoencoder, ModelOutput, check_input_dtype, check_input_shape, check_tensor
 from .loss import (
     LikelihoodLike,
     LossResult,
@@ -33,7 +33,7 @@ from .loss import (
     kl_divergence_diag_gaussian,
     log_likelihood,
     log_normalizer,
-    resolve_likelihood,
+    validate_target,
 )
 from .vanilla import check_reconstruction_shape
 
@@ -207,6 +207,7 @@ class VAE(BaseAutoencoder):
         """Posterior parameters ``(mu, log_var)``, each ``[B, D_z]``, with gradients."""
         check_tensor(x, "x")
         check_input_dtype(x, self)
+        check_input_shape(x, self)
         return self.sampling_layer(self.encoder(x))
 
     def _encode(
@@ -306,7 +307,10 @@ class VAE(BaseAutoencoder):
         objective, ll, kl = self._loss_terms(x, output, beta, likelihood, free_bits)
         return LossResult(
             objective=objective,
-            diagnostics=float_diagnostics({"log_likelihood": ll, "kl_divergence": kl, "elbo": ll - kl}),
+            diagnostics=float_diagnostics(
+                {"log_likelihood": ll, "kl_divergence": kl, "elbo": ll - kl},
+                targets={"x": (x, likelihood)},
+            ),
         )
 
     def _loss_terms(
@@ -321,11 +325,11 @@ class VAE(BaseAutoencoder):
         S = x_hat.shape[1] if x_hat.dim() >= 2 else 0
         check_reconstruction_shape(x, x_hat, (x.shape[0], S, *x.shape[1:]), "[B, S, *x.shape[1:]]")
         target = x.unsqueeze(1).expand_as(x_hat)
-        ll = log_likelihood(target, x_hat, likelihood).flatten(2).sum(2).mean(1)  # [B]
+        ll = log_likelihood(target, x_hat, likelihood, validate=False).flatten(2).sum(2).mean(1)  # [B]
         kl_dims = kl_divergence_diag_gaussian(output.mu, output.log_var, reduce_sum=False)
         kl = kl_dims.sum(1)  # [B]
         if free_bits > 0:
-            kl_term = torch.clamp(kl_dims.mean(0), min=free_bits).sum()
+            kl_term = torch.maximum(kl_dims.mean(0), kl_dims.new_tensor(free_bits)).sum()
             objective = -(ll.mean() - beta * kl_term)
         else:
             objective = -(ll - beta * kl).mean()
@@ -372,7 +376,7 @@ class VAE(BaseAutoencoder):
         """
         check_tensor(x, "x")
         K = _check_samples(K, "K")
-        resolve_likelihood(likelihood)
+        validate_target(x, likelihood)
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
         const = log_normalizer(likelihood) * math.prod(x.shape[1:])
@@ -389,7 +393,8 @@ class VAE(BaseAutoencoder):
                     z = self.sampling_layer.sample(mu, log_var, n)  # [b, n, D]
                     x_hat = self._decode(z).x_hat
                     target = xb.unsqueeze(1).expand_as(x_hat)
-                    log_px = log_likelihood(target, x_hat, likelihood).flatten(2).sum(2) + const
+                    log_px = log_likelihood(target, x_hat, likelihood, validate=False)
+                    log_px = log_px.flatten(2).sum(2) + const
                     log_pz = -0.5 * (z * z + _LOG_2PI).sum(2)
                     eps2 = (z - mu.unsqueeze(1)) ** 2 * torch.exp(-log_var).unsqueeze(1)
                     log_qz = -0.5 * (eps2 + log_var.unsqueeze(1) + _LOG_2PI).sum(2)
@@ -560,6 +565,7 @@ class AdaGVAE(BaseAutoencoder):
                 "kl_divergence_x1": kl1,
                 "kl_divergence_x2": kl2,
                 "shared_dims": mask.sum(1).to(o1.mu.dtype).mean(),
-            }
+            },
+            targets={"x1": (x1, likelihood), "x2": (x2, likelihood)},
         )
         return LossResult(objective=obj1 + obj2, diagnostics=diagnostics)

@@ -147,7 +147,7 @@ def test_state_dict_without_parameters_is_caught():
 def test_not_a_base_autoencoder_and_bad_pair_sample():
     with pytest.raises(AssertionError, match="must subclass autoencoders.BaseAutoencoder"):
         check_autoencoder(nn.Linear(3, 3), X)
-    with pytest.raises(AssertionError, match=r"paired=True needs sample=\(x1, x2\)"):
+    with pytest.raises(TypeError, match=r"paired=True needs sample=\(x1, x2\)"):
         check_autoencoder(AdaGVAE(make_vae()), X, paired=True)
 
 

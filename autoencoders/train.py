@@ -510,14 +510,15 @@ def fit(
         # stop here if a diagnostic is NaN or inf
         optimizer.zero_grad(set_to_none=True)
         res.objective.backward()
-        # stop here if the gradient norm is NaN or inf (clip it to grad_clip if given)
+        # stop here if the objective or the gradient norm is NaN or inf
+        # (the norm is clipped to grad_clip if given)
         optimizer.step()
 
     The running numbers (progress bar, :class:`History`) come from
     ``res.diagnostics``, which ``compute_loss`` has already converted to Python floats
     (the models' one synchronisation per step, which also validates the batch). ``fit``
-    adds one more: reading the global gradient norm before the step, so that a
-    non-finite gradient never reaches the parameters.
+    adds one more: reading the objective and the global gradient norm before the
+    step, so that a non-finite objective or gradient never reaches the parameters.
 
     **Lazy layers.** If the model still has unbuilt lazy modules, ``fit`` calls
     ``model.build(x)`` with the first training batch before creating the optimizer,
@@ -799,8 +800,8 @@ def _check_finite_step(
     res: Any,
 ) -> None:
     """Back-propagate ``res.objective`` unless a diagnostic is non-finite, then check the
-    gradient norm (clipping it to ``grad_clip`` when given). Raises before any step, so
-    a failure leaves the parameters as they were."""
+    objective and the gradient norm (clipping it to ``grad_clip`` when given) in one
+    host read. Raises before any step, so a failure leaves the parameters as they were."""
     bad = {name: float(v) for name, v in diag.items() if not math.isfinite(float(v))}
     if bad:
         views = x if isinstance(x, tuple) else (x,)
@@ -810,16 +811,22 @@ def _check_finite_step(
             f"diagnostics {bad} are not finite (all: {dict(diag)})"
         )
     optimizer.zero_grad(set_to_none=True)
-    res.objective.backward()
+    objective = res.objective
+    objective.backward()
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    if grad_clip is not None:
+    if grad_clip is not None and grads:
         norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    else:
+    elif grads:
         norm = torch.nn.utils.get_total_norm(grads)
-    if not math.isfinite(norm.item()):
-        raise FloatingPointError(f"the gradient norm is {norm.item()} (the objective was finite)")
+    else:
+        norm = torch.zeros((), device=objective.device)
+    # one read for both: the objective can be infinite while the diagnostics are not
+    # (a huge free_bits, a custom term), and then the gradient may still be finite
+    value, norm_value = torch.stack([objective.detach().double(), norm.double()]).tolist()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"the objective is {value} (diagnostics: {dict(diag)})")
+    if not math.isfinite(norm_value):
+        raise FloatingPointError(f"the gradient norm is {norm_value} (the objective was finite)")
 
 
 def _stopped(err: Exception, history: History, step: int, epoch: int, batch: int) -> Exception:

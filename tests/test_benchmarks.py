@@ -208,3 +208,13 @@ def test_fit_default_optimizer_takes_the_same_steps_as_torch_adam():
     untrained = train(lambda model: torch.optim.SGD(model.parameters(), lr=0.0))
     torch.testing.assert_close(default, plain, rtol=1e-5, atol=1e-6)
     assert (default - untrained).abs().max() > 1e-3  # the comparison can fail
+
+
+def test_guard_cost_runs_every_variant(capsys):
+    from benchmarks import guard_cost
+
+    ratios = guard_cost.main(["--blocks", "2", "--steps", "2", "--device", "cpu"])
+    assert set(ratios) == {"bare", "+ validation", "+ validation + grad check"}
+    assert ratios["bare"] == 1.0 and all(math.isfinite(r) and r > 0 for r in ratios.values())
+    out = capsys.readouterr().out
+    assert "ms/step" in out and "+ validation + grad check" in out

@@ -238,6 +238,8 @@ class Scripted(BaseAutoencoder):
         self.calls += 1
         if bad and self.what == "gradient":
             objective = objective + torch.sqrt(self.w - self.w.detach())  # d/dw sqrt(0) = inf
+        if bad and self.what == "objective":  # infinite, but its gradient is finite
+            objective = objective + torch.tensor(float("inf"))
         value = float("nan") if bad and self.what == "diagnostic" else float(objective.detach())
         return LossResult(objective=objective, diagnostics={"loss": value})
 
@@ -245,7 +247,7 @@ class Scripted(BaseAutoencoder):
 BATCHES = [torch.full((4, 1), v) for v in (1.0, 2.0, 3.0)]
 
 
-@pytest.mark.parametrize("what", ["diagnostic", "gradient"])
+@pytest.mark.parametrize("what", ["diagnostic", "gradient", "objective"])
 def test_divergence_stops_before_the_step_and_keeps_the_history(what):
     reference = Scripted()
     fit(reference, BATCHES, epochs=2, optimizer=torch.optim.SGD(reference.parameters(), lr=0.01),

@@ -183,6 +183,33 @@ def _(tmp):
     return _fit(built_vae(), [torch.empty(0, 1, 8, 8)])
 
 
+# ---------------------------------------------- found by tests/test_property_bad_inputs
+@case("kl_divergence_diag_gaussian: mu=None", "mu")
+def _(tmp):
+    from autoencoders import kl_divergence_diag_gaussian
+
+    return kl_divergence_diag_gaussian(None, torch.zeros(2, 3))
+
+
+@case("log_likelihood: integer targets", "x.float()", "floating")
+def _(tmp):
+    from autoencoders import log_likelihood
+
+    return log_likelihood(torch.ones(2, 3, dtype=torch.int64), torch.zeros(2, 3), "bernoulli")
+
+
+@case("VAE.forward: input of another shape than the model was built for", "shape")
+def _(tmp):
+    return built_vae()(torch.rand(4, 1, 6, 6))
+
+
+@case("VAE.compute_loss: free_bits above the float32 range", "free_bits", "nan", "inf")
+def _(tmp):
+    model = built_vae()
+    res = model.compute_loss(x8(), model(x8()), free_bits=3.4028234663852889e38)
+    return _fit(model, [x8()], loss_kwargs={"free_bits": 3.4028234663852889e38}) if res else res
+
+
 # ------------------------------------------------------------------------------ 3. loss
 @case("log_likelihood: Bernoulli targets outside [0, 1]", "[0, 1]")
 def _(tmp):

@@ -8,14 +8,15 @@ Every model follows one rhythm::
     result.objective.backward()
 """
 
-from ._base import BaseAutoencoder, ModelOutput
-from .loss import (
+from ._base import BaseAutoencoder, DecodeOutput, ModelOutput
+from .likelihoods import (
+    Likelihood,
     LikelihoodType,
-    LossResult,
     distribution_mean,
-    kl_divergence_diag_gaussian,
     log_likelihood,
+    register_likelihood,
 )
+from .loss import LossResult, kl_divergence_diag_gaussian, log_normal_diag
 from .utils import data_root, fast_mode, get_device, seed_everything
 from .vanilla import AE, AEDecodeOutput, AEEncodeOutput, AEOutput
 from .variational import (
@@ -44,9 +45,13 @@ __all__ = [
     "FullyFactorizedGaussian",
     "BaseAutoencoder",
     "ModelOutput",
+    "DecodeOutput",
     "LossResult",
     "LikelihoodType",
+    "Likelihood",
+    "register_likelihood",
     "log_likelihood",
+    "log_normal_diag",
     "kl_divergence_diag_gaussian",
     "distribution_mean",
     "seed_everything",

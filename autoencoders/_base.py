@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-__all__ = ["BaseAutoencoder", "ModelOutput", "check_tensor", "check_input_dtype"]
+__all__ = ["BaseAutoencoder", "ModelOutput", "DecodeOutput", "check_tensor", "check_input_dtype", "check_input_shape"]
+
 
 
 @dataclasses.dataclass(repr=False)
@@ -54,6 +55,15 @@ class ModelOutput:
                 shown = repr(value)
             parts.append(f"{field.name}={shown}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclasses.dataclass(repr=False)
+class DecodeOutput(ModelOutput):
+    """Output of ``decode``, shared by every model: the decoder's raw output ``x_hat``
+    (``[B, ...]``, or ``[B, S, ...]`` for ``S`` codes per input), i.e. distribution
+    parameters (see :mod:`autoencoders.likelihoods`)."""
+
+    x_hat: torch.Tensor
 
 
 def check_tensor(value: Any, name: str, *, min_dim: int = 1) -> torch.Tensor:
@@ -156,6 +166,42 @@ class BaseAutoencoder(nn.Module, ABC):
     """
 
     paired: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------- likelihood
+    def _init_likelihood(self, likelihood: Any) -> None:
+        """Validate and store the model's observation model (see :attr:`likelihood`)."""
+        from .likelihoods import Likelihood, available_likelihoods, get_likelihood
+
+        entry = get_likelihood(likelihood)  # raises for unknown names and bad types
+        if isinstance(likelihood, str):
+            likelihood = entry.name
+        elif isinstance(likelihood, Likelihood) and entry.name in available_likelihoods():
+            if get_likelihood(entry.name) is likelihood:  # the registered entry: keep its name
+                likelihood = entry.name
+        # an nn.Module likelihood (one with learnable parameters) becomes a submodule:
+        # it moves, trains and is saved with the model
+        self._likelihood = likelihood
+
+    @property
+    def likelihood(self) -> Any:
+        r"""The observation model :math:`p(x \mid z)` the model was built with: a
+        registered name such as ``'bernoulli'``, a
+        :class:`~autoencoders.likelihoods.Likelihood` or a callable.
+
+        ``compute_loss``, :func:`~autoencoders.train.fit`,
+        :func:`~autoencoders.train.evaluate`, the plotting helpers and the metrics
+        use it unless a call passes ``likelihood=`` explicitly.
+        """
+        return self.__dict__.get("_likelihood", self._modules.get("_likelihood", "gaussian"))
+
+    def resolve_likelihood(self, likelihood: Any = None) -> Any:
+        """``likelihood`` if given, else the model's own :attr:`likelihood`."""
+        return self.likelihood if likelihood is None else likelihood
+
+    def extra_repr(self) -> str:
+        from .likelihoods import get_likelihood
+
+        return f"likelihood={get_likelihood(self.likelihood).name!r}"
 
     # ------------------------------------------------------------------ abstract API
     @abstractmethod

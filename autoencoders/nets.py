@@ -232,6 +232,7 @@ class MLPEncoder(_Encoder):
 
     def __init__(
         self,
+        *,
         in_shape: tuple[int, ...] = (1, 28, 28),
         hidden: tuple[int, ...] = (400,),
         latent_dim: int | None = None,
@@ -294,6 +295,7 @@ class MLPDecoder(_Decoder):
     def __init__(
         self,
         latent_dim: int,
+        *,
         out_shape: tuple[int, ...] = (1, 28, 28),
         hidden: tuple[int, ...] = (400,),
         activation: ActivationFactory = nn.Softplus,

@@ -23,6 +23,7 @@ import torch
 
 from ._base import BaseAutoencoder, ModelOutput
 from .loss import LossResult
+from .utils import get_device
 
 __all__ = ["check_autoencoder", "CheckReport", "CheckResult"]
 
@@ -151,112 +152,37 @@ def _first_sample(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return t[:, 0] if t.dim() == like.dim() + 1 else t
 
 
-def check_autoencoder(
-    model: BaseAutoencoder,
-    sample: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
-    *,
-    loss_kwargs: dict[str, Any] | None = None,
-    paired: bool = False,
-    report: bool = False,
-    strict: bool = True,
-    device: str | torch.device | None = None,
-) -> CheckReport:
-    """Run the package's model contract on ``model`` and explain every violation.
+class _Checker:
+    """The six checks of :func:`check_autoencoder`, each a method that raises
+    ``_Failure`` with an explanation, sharing what earlier checks found in ``state``."""
 
-    The checks, in order:
+    def __init__(self, model: Any, sample: Any, *, paired: bool, device: Any, loss_kwargs: dict[str, Any]) -> None:
+        self.model, self.sample, self.paired = model, sample, paired
+        self.device, self.loss_kwargs = device, loss_kwargs
+        self.state: dict[str, Any] = {}
 
-    1. ``build`` works and leaves no lazy layer unmaterialised;
-    2. ``forward`` returns a :class:`~autoencoders._base.ModelOutput` whose ``x_hat``
-       has shape ``x.shape`` or ``[B, S, *x.shape[1:]]``;
-    3. ``encode``/``decode`` return tensors that do not track gradients, and agree with
-       ``forward`` in eval mode;
-    4. ``compute_loss`` returns a :class:`~autoencoders.loss.LossResult` whose objective
-       is a finite scalar that reaches every trainable parameter with a gradient, and
-       whose diagnostics are Python floats;
-    5. a ``state_dict`` round trip into a perturbed copy gives identical eval outputs;
-    6. parameters, inputs and outputs live on the same device (the model's, or
-       ``device`` when given).
+    def inputs(self) -> Any:
+        return _to(self.sample, self.state["device"])
 
-    Parameters
-    ----------
-    model : BaseAutoencoder
-        The model to check (it is modified only by ``build`` and by moving it to
-        ``device``; its train/eval flags are restored).
-    sample : torch.Tensor or tuple of torch.Tensor
-        A small input batch; a pair ``(x1, x2)`` when ``paired`` is true.
-    loss_kwargs : dict, optional
-        Extra keyword arguments for ``compute_loss`` (``likelihood``, ``beta``, ...).
-    paired : bool, default False
-        Check a pair model such as :class:`~autoencoders.variational.AdaGVAE`.
-    report : bool, default False
-        Print a checklist of passes and failures.
-    strict : bool, default True
-        Raise :class:`AssertionError` listing every failure (after printing the
-        checklist when ``report`` is true).
-    device : str or torch.device, optional
-        Move the model there first; by default the device of its parameters is used.
-
-    Returns
-    -------
-    CheckReport
-        One :class:`CheckResult` per check.
-
-    Raises
-    ------
-    AssertionError
-        When ``strict`` and any check failed; the message says what is wrong and how
-        to fix it.
-    TypeError
-        Before any check, when ``sample`` is not a tensor (not a pair of tensors when
-        ``paired``). For compatibility this error is also an ``AssertionError``.
-    ValueError
-        Before any check, when ``sample`` contains NaN or inf, or when the two tensors
-        of a pair differ in shape.
-    """
-    _check_sample(sample, paired)
-    loss_kwargs = dict(loss_kwargs or {})
-    results = CheckReport()
-    flags = {m: m.training for m in model.modules()} if isinstance(model, torch.nn.Module) else {}
-    state: dict[str, Any] = {}
-
-    def run(name: str, fn: Callable[[], None], needs: tuple[str, ...] = ()) -> None:
-        if any(not state.get(n) for n in needs):
-            results.results.append(CheckResult(name, None, "not run: an earlier check failed"))
-            return
-        try:
-            fn()
-        except _Failure as err:
-            results.results.append(CheckResult(name, False, str(err)))
-            state[name] = False
-        except Exception as err:  # noqa: BLE001 - any crash is a failed check, explained
-            results.results.append(CheckResult(name, False, f"raised {type(err).__name__}: {err}"))
-            state[name] = False
-        else:
-            results.results.append(CheckResult(name, True))
-            state[name] = True
-
-    def inputs():
-        return _to(sample, state["device"])
-
-    def check_build() -> None:
+    def check_build(self) -> None:
+        model, device, state = self.model, self.device, self.state
+        inputs = self.inputs
         _require(
             isinstance(model, BaseAutoencoder),
             f"model must subclass autoencoders.BaseAutoencoder, got {type(model).__name__}; "
             "inherit from BaseAutoencoder (or AE/VAE) and implement _encode, _decode, forward, compute_loss",
         )
-        if device is not None:
-            model.to(device)
-        params = list(model.parameters())
-        state["device"] = torch.device(device) if device is not None else (
-            params[0].device if params else torch.device("cpu")
-        )
+        model.to(device)
+        state["device"] = device
         model.build(inputs())
         pending = model.unbuilt_modules()
         _require(not pending, f"build: lazy modules {pending} are still unmaterialised after build(); "
                  "build() must run a forward pass that reaches every layer")
         _require(any(p.requires_grad for p in model.parameters()), "build: the model has no trainable parameters")
 
-    def check_forward() -> None:
+    def check_forward(self) -> None:
+        model, paired, state = self.model, self.paired, self.state
+        inputs = self.inputs
         model.train()
         out = model(inputs())
         _require(isinstance(out, ModelOutput), f"forward: returned {type(out).__name__}, expected a "
@@ -269,7 +195,9 @@ def check_autoencoder(
             _check_x_hat(x, view.x_hat, "forward" + (f" (view {i + 1})" if paired else ""))
         state["output"] = out
 
-    def check_inference() -> None:
+    def check_inference(self) -> None:
+        model, paired = self.model, self.paired
+        inputs = self.inputs
         model.eval()
         x = inputs()[0] if paired else inputs()
         enc = model.encode(x)
@@ -295,7 +223,9 @@ def check_autoencoder(
                  "decode: in eval mode decode(encode(x).z).x_hat differs from forward(x).x_hat; forward "
                  "should call self._decode on the code it returns")
 
-    def check_loss() -> None:
+    def check_loss(self) -> None:
+        model, state, loss_kwargs = self.model, self.state, self.loss_kwargs
+        inputs = self.inputs
         model.train()
         model.zero_grad(set_to_none=True)
         x = inputs()
@@ -320,7 +250,9 @@ def check_autoencoder(
                  "objective; every trainable parameter must influence the loss (or set requires_grad=False)")
         model.zero_grad(set_to_none=True)
 
-    def check_state_dict() -> None:
+    def check_state_dict(self) -> None:
+        model, state = self.model, self.state
+        inputs = self.inputs
         model.eval()
         x = inputs()
         buffer = io.BytesIO()
@@ -338,7 +270,9 @@ def check_autoencoder(
         _require(same, "state_dict: a copy loaded from state_dict() gives different eval outputs; keep all "
                  "learnable state in nn.Parameters or registered buffers, and make eval mode deterministic")
 
-    def check_device() -> None:
+    def check_device(self) -> None:
+        model, state = self.model, self.state
+        inputs = self.inputs
         dev = state["device"]
         wrong = [n for n, p in model.named_parameters() if p.device != dev]
         _require(not wrong, f"device: parameters {wrong} are not on {dev}; register submodules as attributes "
@@ -348,16 +282,104 @@ def check_autoencoder(
         _require(not off, f"device: output tensors {off} are not on {dev}; create new tensors with "
                  "device=x.device (e.g. torch.randn_like) instead of the default CPU")
 
+
+def check_autoencoder(
+    model: BaseAutoencoder,
+    sample: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+    *,
+    loss_kwargs: dict[str, Any] | None = None,
+    paired: bool = False,
+    report: bool = False,
+    strict: bool = True,
+    device: str | torch.device | None = None,
+) -> CheckReport:
+    """Run the package's model contract on ``model`` and explain every violation.
+
+    The checks, in order:
+
+    1. ``build`` works and leaves no lazy layer unmaterialised;
+    2. ``forward`` returns a :class:`~autoencoders._base.ModelOutput` whose ``x_hat``
+       has shape ``x.shape`` or ``[B, S, *x.shape[1:]]``;
+    3. ``encode``/``decode`` return tensors that do not track gradients, and agree with
+       ``forward`` in eval mode;
+    4. ``compute_loss`` returns a :class:`~autoencoders.loss.LossResult` whose objective
+       is a finite scalar that reaches every trainable parameter with a gradient, and
+       whose diagnostics are Python floats;
+    5. a ``state_dict`` round trip into a perturbed copy gives identical eval outputs;
+    6. parameters, inputs and outputs live on the same device (``device``).
+
+    Parameters
+    ----------
+    model : BaseAutoencoder
+        The model to check (it is modified only by ``build`` and by moving it to
+        ``device``; its train/eval flags are restored).
+    sample : torch.Tensor or tuple of torch.Tensor
+        A small input batch; a pair ``(x1, x2)`` when ``paired`` is true.
+    loss_kwargs : dict, optional
+        Extra keyword arguments for ``compute_loss`` (``likelihood``, ``beta``, ...).
+    paired : bool, default False
+        Check a pair model such as :class:`~autoencoders.variational.AdaGVAE`.
+    report : bool, default False
+        Print a checklist of passes and failures.
+    strict : bool, default True
+        Raise :class:`AssertionError` listing every failure (after printing the
+        checklist when ``report`` is true).
+    device : str or torch.device, optional
+        Move the model there first. Default: :func:`~autoencoders.utils.get_device`
+        (``AUTOENCODERS_DEVICE``, else CUDA when available), the package's one device
+        policy.
+
+    Returns
+    -------
+    CheckReport
+        One :class:`CheckResult` per check.
+
+    Raises
+    ------
+    AssertionError
+        When ``strict`` and any check failed; the message says what is wrong and how
+        to fix it.
+    TypeError
+        Before any check, when ``sample`` is not a tensor (not a pair of tensors when
+        ``paired``). For compatibility this error is also an ``AssertionError``.
+    ValueError
+        Before any check, when ``sample`` contains NaN or inf, or when the two tensors
+        of a pair differ in shape.
+    """
+    _check_sample(sample, paired)
+    checker = _Checker(
+        model, sample, paired=paired, device=get_device(device), loss_kwargs=dict(loss_kwargs or {})
+    )
+    results = CheckReport()
+    flags = {m: m.training for m in model.modules()} if isinstance(model, torch.nn.Module) else {}
+    state = checker.state
+
+    def run(name: str, fn: Callable[[], None], needs: tuple[str, ...] = ()) -> None:
+        if any(not state.get(n) for n in needs):
+            results.results.append(CheckResult(name, None, "not run: an earlier check failed"))
+            return
+        try:
+            fn()
+        except _Failure as err:
+            results.results.append(CheckResult(name, False, str(err)))
+            state[name] = False
+        except Exception as err:  # noqa: BLE001 - any crash is a failed check, explained
+            results.results.append(CheckResult(name, False, f"raised {type(err).__name__}: {err}"))
+            state[name] = False
+        else:
+            results.results.append(CheckResult(name, True))
+            state[name] = True
+
     try:
-        run("build materialises every lazy layer", check_build)
+        run("build materialises every lazy layer", checker.check_build)
         state["build"] = state.get("build materialises every lazy layer")
-        run("forward returns a ModelOutput with a well-shaped x_hat", check_forward, ("build",))
+        run("forward returns a ModelOutput with a well-shaped x_hat", checker.check_forward, ("build",))
         state["forward"] = state.get("forward returns a ModelOutput with a well-shaped x_hat")
-        run("encode/decode track no gradients and agree with forward (eval)", check_inference, ("build",))
+        run("encode/decode track no gradients and agree with forward (eval)", checker.check_inference, ("build",))
         run("compute_loss: finite scalar objective, gradients reach all parameters, float diagnostics",
-            check_loss, ("build", "forward"))
-        run("state_dict round trip gives identical eval outputs", check_state_dict, ("build",))
-        run("parameters and outputs on the model's device", check_device, ("build",))
+            checker.check_loss, ("build", "forward"))
+        run("state_dict round trip gives identical eval outputs", checker.check_state_dict, ("build",))
+        run("parameters and outputs on the model's device", checker.check_device, ("build",))
     finally:
         for module, flag in flags.items():
             module.training = flag

@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,10 @@ from torch import nn
 # Re-exported: the checkpoint helpers used to live here.
 from .checkpoint import load_checkpoint as load_checkpoint
 from .checkpoint import save_checkpoint as save_checkpoint
-from .utils import get_device, model_device
+from .history import History
+from .schedules import cyclical as cyclical
+from .schedules import linear_warmup as linear_warmup
+from .utils import _check_positive, get_device, model_device
 
 LRSchedulerLike = torch.optim.lr_scheduler.LRScheduler
 
@@ -52,145 +54,6 @@ Callback = Callable[[int, "History", nn.Module], Any]
 _SHOWN = ("elbo", "log_likelihood")
 # Seconds between two refreshes of the progress-bar postfix.
 _POSTFIX_EVERY_S = 0.5
-
-
-# ----------------------------------------------------------------------------- History
-@dataclass
-class History:
-    """Per-epoch record of a :func:`fit` run.
-
-    Attributes
-    ----------
-    train : dict of str to list of float
-        Per-epoch means of every training diagnostic (weighted by batch size), e.g.
-        ``train['elbo'][-1]``. With a ``beta_schedule`` it also holds ``'beta'``, the
-        mean :math:`\\beta` of the epoch, and with a ``scheduler`` ``'lr'``, the mean
-        learning rate of the epoch.
-    eval : dict of str to list of float
-        Results of :func:`evaluate` on ``eval_data`` after every epoch, with the prefix
-        ``eval_`` (``eval['eval_elbo']``). Empty without ``eval_data``.
-    epoch_time : list of float
-        Wall-clock seconds of each epoch's training pass (evaluation excluded).
-    steps : int
-        Optimizer steps taken.
-
-    Every key is unique across ``train`` and ``eval``, so :meth:`last` takes either.
-    """
-
-    train: dict[str, list[float]] = field(default_factory=dict)
-    eval: dict[str, list[float]] = field(default_factory=dict)
-    epoch_time: list[float] = field(default_factory=list)
-    steps: int = 0
-
-    def __len__(self) -> int:
-        """Number of completed epochs."""
-        return len(self.epoch_time)
-
-    def last(self, name: str) -> float:
-        """Latest value of ``name`` (a key of :attr:`train` or :attr:`eval`).
-
-        Raises
-        ------
-        KeyError
-            If ``name`` was never recorded; the message lists the recorded names.
-        """
-        for table in (self.train, self.eval):
-            if name in table and table[name]:
-                return table[name][-1]
-        raise KeyError(f"no values recorded for {name!r}; recorded names: {self._names()}")
-
-    def _names(self) -> list[str]:
-        return [*self.train, *self.eval]
-
-    def as_table(self, max_rows: int | None = None) -> str:
-        """The history as a fixed-width text table, one row per epoch.
-
-        Parameters
-        ----------
-        max_rows : int, optional
-            Show at most this many epochs (the first and last ones, with ``...``
-            between them).
-        """
-        names = self._names()
-        header = ["epoch", *names, "time_s"]
-        rows = []
-        for i in range(len(self)):
-            values = [self.train.get(n, self.eval.get(n)) for n in names]
-            cells = [f"{v[i]:.4g}" if i < len(v) else "" for v in values]
-            rows.append([str(i + 1), *cells, f"{self.epoch_time[i]:.2f}"])
-        if max_rows is not None and len(rows) > max_rows:
-            head = max(1, max_rows // 2)
-            rows = rows[:head] + [["..."] * len(header)] + rows[-(max_rows - head) :]
-        widths = [max(len(h), *(len(r[j]) for r in rows)) if rows else len(h) for j, h in enumerate(header)]
-        lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        title = f"History(epochs={len(self)}, steps={self.steps})"
-        return title if not len(self) else f"{title}\n{self.as_table(max_rows=10)}"
-
-    def plot(self, keys: str | Sequence[str] | None = None, ax=None):
-        """Draw the learning curves: training solid, evaluation dashed.
-
-        Parameters
-        ----------
-        keys : str or sequence of str, optional
-            Diagnostic names, with or without the ``eval_`` prefix (``'elbo'`` draws
-            ``train['elbo']`` and ``eval['eval_elbo']`` when present). Default: every
-            recorded name.
-        ax : matplotlib.axes.Axes, optional
-            Draw every curve into this axes. Without it, a new figure gets one panel
-            per key, so that quantities of different scales stay readable.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-
-        Raises
-        ------
-        ValueError
-            If nothing was recorded or a key is unknown.
-        """
-        if not len(self):
-            raise ValueError("the history is empty: nothing to plot")
-        available = list(dict.fromkeys([*self.train, *(k.removeprefix("eval_") for k in self.eval)]))
-        if keys is None:
-            wanted = available
-        else:
-            wanted = [keys] if isinstance(keys, str) else list(keys)
-            wanted = [k.removeprefix("eval_") for k in wanted]
-            unknown = [k for k in wanted if k not in available]
-            if unknown or not wanted:
-                raise ValueError(f"keys must be among {available}, got {keys!r}")
-        from matplotlib.ticker import MaxNLocator
-
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            fig, grid = plt.subplots(
-                1, len(wanted), figsize=(4.0 * len(wanted), 3.2), squeeze=False, layout="constrained"
-            )
-            axes = list(grid[0])
-        else:
-            fig, axes = ax.figure, [ax] * len(wanted)
-        for i, (key, target) in enumerate(zip(wanted, axes)):
-            single = ax is None
-            for label, values, style in (
-                ("train", self.train.get(key), "-"),
-                ("eval", self.eval.get(f"eval_{key}"), "--"),
-            ):
-                if values:
-                    epochs = range(1, len(values) + 1)
-                    name = label if single else f"{label} {key}"
-                    target.plot(epochs, values, style, color=f"C{i}", marker="o", markersize=3, label=name)
-            target.set_xlabel("epoch")
-            target.xaxis.set_major_locator(MaxNLocator(integer=True))
-            target.set_ylabel(key if single or len(wanted) == 1 else "value")
-            if single:
-                target.set_title(key)
-            target.legend()
-        return fig
 
 
 # ---------------------------------------------------------------------------- exceptions
@@ -233,8 +96,10 @@ class BadBatchError(_StoppedRun, ValueError):
 
 
 # ------------------------------------------------------------------------ small helpers
-def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    dev = get_device(device) if device is not None else model_device(model) or get_device()
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    """The package's one device policy: ``device`` if given, else :func:`get_device`
+    (``AUTOENCODERS_DEVICE``, else CUDA when available, else the CPU)."""
+    dev = get_device(device)
     if dev.type == "cuda" and dev.index is None:
         # Tensors report "cuda:0"; compare like with like so batches are not re-copied.
         dev = torch.device("cuda", torch.cuda.current_device())
@@ -306,15 +171,6 @@ def _split_loss_kwargs(model: nn.Module, loss_kwargs: Mapping[str, Any] | None) 
             f"valid names: {sorted(names | ({'S'} if 'S' in fwd else set()))}"
         )
     return fwd, lk
-
-
-def _check_positive(value: Any, name: str, *, integer: bool = False, allow_zero: bool = False) -> Any:
-    kind = numbers.Integral if integer else numbers.Real
-    ok = not isinstance(value, bool) and isinstance(value, kind) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else (">= 1" if integer else "> 0")
-        raise ValueError(f"{name} must be {'an int' if integer else 'a finite number'} {bound}, got {value!r}")
-    return int(value) if integer else float(value)
 
 
 def _default_adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -416,7 +272,9 @@ def evaluate(
     S : int, default 1
         Latent samples per input, for models whose ``forward`` takes ``S``.
     device : str or torch.device, optional
-        Where to run; the model is moved there. Default: where the model is.
+        Where to run. Default: :func:`~autoencoders.utils.get_device`
+        (``AUTOENCODERS_DEVICE``, else CUDA when available). The model is moved there
+        for the evaluation and back to where it was afterwards.
     batch_size : int, default 1024
         Batch size used when ``data`` is a tensor.
     **loss_kwargs
@@ -438,8 +296,21 @@ def evaluate(
     if not isinstance(sample, bool):
         raise TypeError(f"sample must be a bool, got {sample!r}")
     batch_size = _check_positive(batch_size, "batch_size", integer=True)
-    dev = _resolve_device(model, device)
+    dev = _resolve_device(device)
+    home = model_device(model)
     model.to(dev)
+    try:
+        return _evaluate_on(model, data, dev, sample=sample, S=S, batch_size=batch_size, loss_kwargs=loss_kwargs)
+    finally:
+        if home is not None and home != dev:
+            model.to(home)
+
+
+def _evaluate_on(
+    model: nn.Module, data: Any, dev: torch.device, *, sample: bool, S: int, batch_size: int,
+    loss_kwargs: Mapping[str, Any],
+) -> dict[str, float]:
+    """:func:`evaluate` once the model is on ``dev``."""
     paired = bool(getattr(model, "paired", False))
     fwd_names, fwd_var = _parameters(model.forward)
     takes_sample = "sample" in fwd_names or fwd_var
@@ -559,7 +430,8 @@ def fit(
         Evaluated with :func:`evaluate` (``sample=True``, the same ``loss_kwargs``)
         after every epoch and stored in ``history.eval`` with the prefix ``eval_``.
     device : str or torch.device, optional
-        Default: where the model's parameters are. The model is moved there.
+        Default: :func:`~autoencoders.utils.get_device` (``AUTOENCODERS_DEVICE``,
+        else CUDA when available). The model is moved there and stays there.
     progress : bool, default True
         Show a ``tqdm.auto`` bar with the epoch and the running mean of the ELBO (or
         log-likelihood) of the current epoch; ``False`` prints nothing.
@@ -616,19 +488,61 @@ def fit(
         outside :math:`[0, 1]` for a Bernoulli likelihood, ...); the message names the
         step, epoch and batch, and ``err.history`` holds the run so far.
     """
+    callbacks = tuple(callbacks)
+    _check_fit_arguments(
+        epochs=epochs, optimizer=optimizer, lr=lr, beta_schedule=beta_schedule, grad_clip=grad_clip,
+        scheduler=scheduler, scheduler_interval=scheduler_interval, max_steps=max_steps,
+        max_seconds=max_seconds, callbacks=callbacks, train=train,
+    )
+    run = _Run.start(
+        model, train, optimizer=optimizer, lr=lr, loss_kwargs=loss_kwargs, beta_schedule=beta_schedule,
+        device=device, grad_clip=grad_clip, scheduler=scheduler, scheduler_interval=scheduler_interval,
+        epochs=epochs, max_steps=max_steps, max_seconds=max_seconds, progress=progress,
+    )
+    try:
+        for epoch in itertools.count(1) if epochs is None else range(1, epochs + 1):
+            sums, seen, out_of_budget = run.train_epoch(epoch)
+            if seen == 0 and out_of_budget:
+                break  # the budget ran out exactly at the end of the previous epoch
+            if seen == 0:
+                raise ValueError(f"train yielded no batches in epoch {epoch}")
+            stop = run.end_epoch(epoch, sums, seen, eval_data, callbacks)
+            if stop or out_of_budget:
+                break
+    finally:
+        if run.bar is not None:
+            run.bar.close()
+    return run.history
+
+
+def _check_fit_arguments(
+    *,
+    epochs: Any,
+    optimizer: Any,
+    lr: Any,
+    beta_schedule: Any,
+    grad_clip: Any,
+    scheduler: Any,
+    scheduler_interval: Any,
+    max_steps: Any,
+    max_seconds: Any,
+    callbacks: Any,
+    train: Any,
+) -> None:
+    """Validate :func:`fit`'s arguments before anything runs; each message names one."""
     if max_steps is not None:
-        max_steps = _check_positive(max_steps, "max_steps", integer=True)
+        _check_positive(max_steps, "max_steps", integer=True)
     if max_seconds is not None:
-        max_seconds = _check_positive(max_seconds, "max_seconds")
+        _check_positive(max_seconds, "max_seconds")
     if epochs is None:
         if max_steps is None and max_seconds is None:
             raise ValueError("epochs=None trains until a budget runs out: give max_steps or max_seconds")
     else:
-        epochs = _check_positive(epochs, "epochs", integer=True)
+        _check_positive(epochs, "epochs", integer=True)
     if grad_clip is not None:
-        grad_clip = _check_positive(grad_clip, "grad_clip")
+        _check_positive(grad_clip, "grad_clip")
     if optimizer is None:
-        lr = _check_positive(lr, "lr")
+        _check_positive(lr, "lr")
     elif not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
     if beta_schedule is not None and not callable(beta_schedule):
@@ -637,7 +551,6 @@ def fit(
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
     if scheduler is not None and not callable(scheduler) and not hasattr(scheduler, "step"):
         raise TypeError(f"scheduler must be an LRScheduler or a callable optimizer -> scheduler, got {scheduler!r}")
-    callbacks = tuple(callbacks)
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"every callback must be callable cb(epoch, history, model), got {cb!r}")
@@ -646,129 +559,191 @@ def fit(
             "train is a one-shot iterator, which would be empty after the first epoch; "
             "pass a re-iterable such as a list, DataLoader or TensorLoader"
         )
-    fwd, lk = _split_loss_kwargs(model, loss_kwargs)
-    if beta_schedule is not None:
-        names, var = _parameters(model.compute_loss)
-        if "beta" not in names and not var:
-            raise ValueError(f"beta_schedule was given, but {type(model).__name__}.compute_loss takes no beta")
 
-    dev = _resolve_device(model, device)
-    model.to(dev)
-    paired = bool(getattr(model, "paired", False))
 
-    # Peek at the first batch: it builds lazy layers before the optimizer sees them,
-    # and it is then trained on as usual, so no extra pass over the loader is made.
-    batches = iter(train)
-    try:
-        first = next(batches)
-    except StopIteration:
-        raise ValueError("train yielded no batches") from None
-    x0, _ = _split_batch(first, paired, dev)
-    sample0 = x0[0] if paired else x0
+@dataclass
+class _Run:
+    """The state of one :func:`fit` run: set up by :meth:`start`, advanced one epoch at
+    a time by :meth:`train_epoch` and :meth:`end_epoch`."""
+
+    model: nn.Module
+    train: Iterable[Any]
+    first: Any
+    batches: Iterator[Any]
+    dev: torch.device
+    paired: bool
+    fwd: dict[str, Any]
+    lk: dict[str, Any]
+    optimizer: torch.optim.Optimizer
+    params: list[torch.Tensor]
+    scheduler: Any
+    step_each_batch: bool
+    beta_schedule: Callable[[int], float] | None
+    grad_clip: float | None
+    epochs: int | None
+    max_steps: int | None
+    max_seconds: float | None
+    bar: Any
+    history: History = field(default_factory=History)
+    step: int = 0
+    trained_s: float = 0.0  # training seconds of the completed epochs, for max_seconds
+
+    @classmethod
+    def start(
+        cls, model: nn.Module, train: Iterable[Any], *, optimizer: Any, lr: float, loss_kwargs: Any,
+        beta_schedule: Any, device: Any, grad_clip: Any, scheduler: Any, scheduler_interval: str,
+        epochs: Any, max_steps: Any, max_seconds: Any, progress: bool,
+    ) -> _Run:
+        """Resolve the device, build lazy layers with the first batch, and create the
+        optimizer, the scheduler and the progress bar."""
+        fwd, lk = _split_loss_kwargs(model, loss_kwargs)
+        if beta_schedule is not None:
+            names, var = _parameters(model.compute_loss)
+            if "beta" not in names and not var:
+                raise ValueError(f"beta_schedule was given, but {type(model).__name__}.compute_loss takes no beta")
+        dev = _resolve_device(device)
+        model.to(dev)
+        paired = bool(getattr(model, "paired", False))
+        # Peek at the first batch: it builds lazy layers before the optimizer sees them,
+        # and it is then trained on as usual, so no extra pass over the loader is made.
+        batches = iter(train)
+        try:
+            first = next(batches)
+        except StopIteration:
+            raise ValueError("train yielded no batches") from None
+        _build_with(model, _split_batch(first, paired, dev)[0], paired)
+        if optimizer is None:
+            optimizer = _default_adam(model, _check_positive(lr, "lr"))
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        _check_optimizer_params(model, params, lk)
+        scheduler = _bind_scheduler(scheduler, optimizer)
+        return cls(
+            model=model, train=train, first=first, batches=batches, dev=dev, paired=paired, fwd=fwd,
+            lk=lk, optimizer=optimizer, params=params, scheduler=scheduler,
+            step_each_batch=scheduler is not None and scheduler_interval == "step",
+            beta_schedule=beta_schedule,
+            grad_clip=None if grad_clip is None else _check_positive(grad_clip, "grad_clip"),
+            epochs=None if epochs is None else int(epochs),
+            max_steps=None if max_steps is None else int(max_steps),
+            max_seconds=None if max_seconds is None else float(max_seconds),
+            bar=_progress_bar(train, epochs, max_steps) if progress else None,
+        )
+
+    def _out_of_time(self, start: float) -> bool:
+        return (
+            self.max_seconds is not None
+            and self.step > 0
+            and self.trained_s + time.perf_counter() - start >= self.max_seconds
+        )
+
+    def train_epoch(self, epoch: int) -> tuple[dict[str, float], int, bool]:
+        """One pass over ``train`` (or up to a budget): ``(sums, examples, out_of_budget)``."""
+        batches = itertools.chain([self.first], self.batches) if epoch == 1 else iter(self.train)
+        if self.bar is not None:
+            self.bar.set_description(f"epoch {epoch}/{self.epochs or '?'}", refresh=False)
+        sums: dict[str, float] = {}
+        seen = 0
+        self.model.train()
+        start = shown_at = time.perf_counter()
+        for index, batch in enumerate(batches):
+            if self._out_of_time(start):
+                return self._close(sums, seen, start), seen, True
+            try:
+                n, diag = self._step(batch)
+            except (ValueError, FloatingPointError) as err:
+                if seen:
+                    _record_epoch(self.history, sums, seen, time.perf_counter() - start, self.step)
+                raise _stopped(err, self.history, self.step, epoch, index) from err
+            self._accumulate(sums, diag, n)
+            seen += n
+            shown_at = self._show(sums, seen, shown_at)
+            if self.max_steps is not None and self.step >= self.max_steps:
+                return self._close(sums, seen, start), seen, True
+        return self._close(sums, seen, start), seen, False
+
+    def _step(self, batch: Any) -> tuple[int, Mapping[str, float]]:
+        """forward, compute_loss, guarded backward, optimizer step."""
+        x, n = _split_batch(batch, self.paired, self.dev)
+        if self.beta_schedule is not None:
+            self.lk["beta"] = self.beta_schedule(self.step)
+        res = self.model.compute_loss(x, self.model(x, **self.fwd), **self.lk)
+        _check_finite_step(res.diagnostics, x, self.params, self.grad_clip, self.optimizer, res)
+        self.optimizer.step()
+        self.step += 1
+        return n, res.diagnostics
+
+    def _accumulate(self, sums: dict[str, float], diag: Mapping[str, float], n: int) -> None:
+        for name, value in diag.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * n
+        if self.beta_schedule is not None:
+            sums["beta"] = sums.get("beta", 0.0) + float(self.lk["beta"]) * n
+        if self.scheduler is not None:
+            sums["lr"] = sums.get("lr", 0.0) + float(self.optimizer.param_groups[0]["lr"]) * n
+            if self.step_each_batch:
+                self.scheduler.step()
+
+    def _show(self, sums: Mapping[str, float], seen: int, shown_at: float) -> float:
+        """Advance the progress bar; refresh its running mean every half second."""
+        if self.bar is None:
+            return shown_at
+        self.bar.update(1)
+        now = time.perf_counter()
+        if now - shown_at >= _POSTFIX_EVERY_S and sums:
+            key = _shown_key(sums)
+            self.bar.set_postfix_str(f"{key}={sums[key] / seen:.4g}", refresh=False)
+            return now
+        return shown_at
+
+    def _close(self, sums: Mapping[str, float], seen: int, start: float) -> dict[str, float]:
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)  # once per epoch, so epoch_time is honest
+        self._elapsed = time.perf_counter() - start
+        return dict(sums)
+
+    def end_epoch(
+        self, epoch: int, sums: Mapping[str, float], seen: int, eval_data: Any, callbacks: Sequence[Callback]
+    ) -> bool:
+        """Record the epoch, evaluate, run the callbacks and the scheduler; ``True`` to stop."""
+        self.trained_s += self._elapsed
+        _record_epoch(self.history, sums, seen, self._elapsed, self.step)
+        key = _shown_key(sums) if sums else None
+        postfix = f"{key}={sums[key] / seen:.4g}" if key else ""
+        if eval_data is not None:
+            results = evaluate(self.model, eval_data, device=self.dev, **_eval_kwargs(self.fwd, self.lk))
+            for name, value in results.items():
+                self.history.eval.setdefault(name, []).append(value)
+            if key in results:
+                postfix += f", eval_{key}={results[key]:.4g}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(postfix, refresh=True)
+        stop = [bool(cb(epoch, self.history, self.model)) for cb in callbacks]
+        if self.scheduler is not None and not self.step_each_batch:
+            self.scheduler.step()
+        return any(stop)
+
+
+def _build_with(model: nn.Module, x: Any, paired: bool) -> None:
+    """Build lazy layers with ``x`` and record its shape for :func:`save_checkpoint`."""
+    sample = x[0] if paired else x
     unbuilt = getattr(model, "unbuilt_modules", lambda: [])()
     if unbuilt:
-        model.build(x0)
+        model.build(x)
     if unbuilt or getattr(model, "_build_input_shape", None) is None:
-        model._build_input_shape = (1, *sample0.shape[1:])
-        model._build_input_dtype = str(sample0.dtype).removeprefix("torch.")
-    if optimizer is None:
-        optimizer = _default_adam(model, lr)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    _check_optimizer_params(model, params, lk)
-    scheduler = _bind_scheduler(scheduler, optimizer)
-    step_each_batch = scheduler is not None and scheduler_interval == "step"
+        model._build_input_shape = (1, *sample.shape[1:])
+        model._build_input_dtype = str(sample.dtype).removeprefix("torch.")
+
+
+def _progress_bar(train: Any, epochs: int | None, max_steps: int | None) -> Any:
+    from tqdm.auto import tqdm
 
     try:
         per_epoch = len(train)  # type: ignore[arg-type]
     except TypeError:
         per_epoch = None
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        total = None if per_epoch is None or epochs is None else epochs * per_epoch
-        if max_steps is not None:
-            total = max_steps if total is None else min(total, max_steps)
-        bar = tqdm(total=total, unit="step", dynamic_ncols=True)
-
-    history = History()
-    step = 0
-    trained_s = 0.0  # training seconds of the completed epochs, for max_seconds
-    try:
-        for epoch in itertools.count(1) if epochs is None else range(1, epochs + 1):
-            epoch_batches = itertools.chain([first], batches) if epoch == 1 else iter(train)
-            if bar is not None:
-                bar.set_description(f"epoch {epoch}/{epochs or '?'}", refresh=False)
-            sums: dict[str, float] = {}
-            seen = 0
-            shown_at = time.perf_counter()
-            model.train()
-            start = time.perf_counter()
-            out_of_budget = False
-            for index, batch in enumerate(epoch_batches):
-                if max_seconds is not None and step and trained_s + time.perf_counter() - start >= max_seconds:
-                    out_of_budget = True
-                    break
-                try:
-                    x, n = _split_batch(batch, paired, dev)
-                    if beta_schedule is not None:
-                        lk["beta"] = beta_schedule(step)
-                    res = model.compute_loss(x, model(x, **fwd), **lk)
-                    diag = res.diagnostics
-                    _check_finite_step(diag, x, params, grad_clip, optimizer, res)
-                except (ValueError, FloatingPointError) as err:
-                    if seen:
-                        _record_epoch(history, sums, seen, time.perf_counter() - start, step)
-                    raise _stopped(err, history, step, epoch, index) from err
-                optimizer.step()
-                step += 1
-                for name, value in diag.items():
-                    sums[name] = sums.get(name, 0.0) + float(value) * n
-                if beta_schedule is not None:
-                    sums["beta"] = sums.get("beta", 0.0) + float(lk["beta"]) * n
-                if scheduler is not None:
-                    sums["lr"] = sums.get("lr", 0.0) + float(optimizer.param_groups[0]["lr"]) * n
-                    if step_each_batch:
-                        scheduler.step()
-                seen += n
-                if bar is not None:
-                    bar.update(1)
-                    now = time.perf_counter()
-                    if now - shown_at >= _POSTFIX_EVERY_S and sums:
-                        shown_at = now
-                        key = _shown_key(sums)
-                        bar.set_postfix_str(f"{key}={sums[key] / seen:.4g}", refresh=False)
-                if max_steps is not None and step >= max_steps:
-                    out_of_budget = True
-                    break
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)  # once per epoch, so epoch_time is honest
-            elapsed = time.perf_counter() - start
-            if seen == 0 and out_of_budget:
-                break  # the budget ran out exactly at the end of the previous epoch
-            if seen == 0:
-                raise ValueError(f"train yielded no batches in epoch {epoch}")
-            trained_s += elapsed
-            _record_epoch(history, sums, seen, elapsed, step)
-            key = _shown_key(sums) if sums else None
-            postfix = f"{key}={sums[key] / seen:.4g}" if key else ""
-            if eval_data is not None:
-                results = evaluate(model, eval_data, device=dev, **_eval_kwargs(fwd, lk))
-                for name, value in results.items():
-                    history.eval.setdefault(f"eval_{name}", []).append(value)
-                if key in results:
-                    postfix += f", eval_{key}={results[key]:.4g}"
-            if bar is not None:
-                bar.set_postfix_str(postfix, refresh=True)
-            stop = [bool(cb(epoch, history, model)) for cb in callbacks]
-            if scheduler is not None and not step_each_batch:
-                scheduler.step()
-            if any(stop) or out_of_budget:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    return history
+    total = None if per_epoch is None or epochs is None else epochs * per_epoch
+    if max_steps is not None:
+        total = max_steps if total is None else min(total, max_steps)
+    return tqdm(total=total, unit="step", dynamic_ncols=True)
 
 
 def _check_optimizer_params(
@@ -914,122 +889,3 @@ def _shown_key(sums: Mapping[str, float]) -> str:
         if key in sums:
             return key
     return next(iter(sums))
-
-
-# ------------------------------------------------------------------------ beta schedules
-@dataclass(frozen=True)
-class _LinearWarmup:
-    warmup_steps: int
-    beta_max: float
-    beta_min: float
-
-    def __call__(self, step: int) -> float:
-        step = _check_positive(step, "step", integer=True, allow_zero=True)
-        if self.warmup_steps == 0 or step >= self.warmup_steps:
-            return self.beta_max
-        return self.beta_min + (self.beta_max - self.beta_min) * step / self.warmup_steps
-
-
-@dataclass(frozen=True)
-class _Cyclical:
-    period: int
-    beta_max: float
-    ratio: float
-    n_cycles: int | None
-
-    def __call__(self, step: int) -> float:
-        step = _check_positive(step, "step", integer=True, allow_zero=True)
-        if self.n_cycles is not None and step >= self.n_cycles * self.period:
-            return self.beta_max
-        tau = (step % self.period) / self.period
-        return self.beta_max * min(1.0, tau / self.ratio)
-
-
-def linear_warmup(warmup_steps: int, beta_max: float = 1.0, beta_min: float = 0.0) -> Callable[[int], float]:
-    r"""KL annealing: :math:`\beta` rises linearly, then stays at ``beta_max``.
-
-    .. math::
-
-        \beta(t) = \beta_{\min} + (\beta_{\max} - \beta_{\min})
-                   \min\!\Big(1, \frac{t}{T_{\mathrm{warm}}}\Big),
-        \qquad t = 0, 1, 2, \dots
-
-    so :math:`\beta(0) = \beta_{\min}` and :math:`\beta(t) = \beta_{\max}` for
-    :math:`t \ge T_{\mathrm{warm}}`. ``warmup_steps=0`` gives the constant
-    :math:`\beta_{\max}`.
-
-    Parameters
-    ----------
-    warmup_steps : int
-        :math:`T_{\mathrm{warm}} \ge 0`, in optimizer steps.
-    beta_max : float, default 1.0
-        Final weight, :math:`\ge \beta_{\min}`.
-    beta_min : float, default 0.0
-        Initial weight, :math:`\ge 0`.
-
-    Returns
-    -------
-    callable
-        ``step -> beta`` for :func:`fit`'s ``beta_schedule``.
-
-    Examples
-    --------
-    >>> schedule = linear_warmup(10, beta_max=1.0)
-    >>> [schedule(t) for t in (0, 5, 10, 50)]
-    [0.0, 0.5, 1.0, 1.0]
-    """
-    warmup_steps = _check_positive(warmup_steps, "warmup_steps", integer=True, allow_zero=True)
-    beta_max = _check_positive(beta_max, "beta_max", allow_zero=True)
-    beta_min = _check_positive(beta_min, "beta_min", allow_zero=True)
-    if beta_min > beta_max:
-        raise ValueError(f"beta_min must be <= beta_max = {beta_max}, got {beta_min}")
-    return _LinearWarmup(warmup_steps, beta_max, beta_min)
-
-
-def cyclical(
-    period: int, beta_max: float = 1.0, ratio: float = 0.5, n_cycles: int | None = None
-) -> Callable[[int], float]:
-    r"""Cyclical KL annealing :cite:p:`fu2019cyclical`.
-
-    Within each cycle of :math:`T` steps, :math:`\beta` rises linearly from 0 over the
-    first :math:`R\,T` steps and then stays at :math:`\beta_{\max}`:
-
-    .. math::
-
-        \tau(t) = \frac{t \bmod T}{T}, \qquad
-        \beta(t) = \beta_{\max}\,\min\!\Big(1, \frac{\tau(t)}{R}\Big),
-        \qquad t = 0, 1, 2, \dots
-
-    After ``n_cycles`` cycles (:math:`t \ge n_{\mathrm{cycles}} T`), if given,
-    :math:`\beta = \beta_{\max}` for good.
-
-    Parameters
-    ----------
-    period : int
-        Cycle length :math:`T \ge 1` in optimizer steps.
-    beta_max : float, default 1.0
-        Plateau value, :math:`\ge 0`.
-    ratio : float, default 0.5
-        :math:`R \in (0, 1]`, the fraction of each cycle spent rising.
-    n_cycles : int, optional
-        Number of cycles :math:`\ge 1`; ``None`` repeats forever.
-
-    Returns
-    -------
-    callable
-        ``step -> beta`` for :func:`fit`'s ``beta_schedule``.
-
-    Examples
-    --------
-    >>> schedule = cyclical(10, ratio=0.5)
-    >>> [schedule(t) for t in (0, 2, 5, 9, 10, 12)]
-    [0.0, 0.4, 1.0, 1.0, 0.0, 0.4]
-    """
-    period = _check_positive(period, "period", integer=True)
-    beta_max = _check_positive(beta_max, "beta_max", allow_zero=True)
-    ratio = _check_positive(ratio, "ratio")
-    if ratio > 1:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
-    if n_cycles is not None:
-        n_cycles = _check_positive(n_cycles, "n_cycles", integer=True)
-    return _Cyclical(period, beta_max, ratio, n_cycles)

@@ -13,9 +13,12 @@ Three environment variables steer every chapter and test:
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,6 +73,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     Returns
     -------
     torch.device
+        With an index for CUDA (``cuda:0``, not ``cuda``), as tensors report it.
 
     Raises
     ------
@@ -80,7 +84,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     """
     choice = device if device is not None else os.environ.get("AUTOENCODERS_DEVICE") or None
     if choice is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(choice)
     except (RuntimeError, TypeError) as err:
@@ -90,6 +94,10 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
             f"device {str(dev)!r} was requested (argument or AUTOENCODERS_DEVICE) "
             "but torch.cuda.is_available() is False"
         )
+    if dev.type == "cuda" and dev.index is None:
+        # tensors report "cuda:0": name the device the same way, so that comparisons
+        # such as ``x.device == get_device()`` hold
+        dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 
@@ -130,3 +138,16 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "autoencoders"
+
+
+def _check_positive(value: Any, name: str, *, integer: bool = False, allow_zero: bool = False) -> Any:
+    """Validate a positive (or non-negative) number: ``TypeError`` for a value that is
+    not a number of the right kind, ``ValueError`` for one out of range."""
+    kind = numbers.Integral if integer else numbers.Real
+    bound = ">= 0" if allow_zero else (">= 1" if integer else "> 0")
+    what = "an int" if integer else "a finite number"
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {what} {bound}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
+    return int(value) if integer else float(value)

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._base import BaseAutoencoder, ModelOutput, check_input_dtype, check_input_shape, check_tensor
+from ._base import (
+    BaseAutoencoder,
+    DecodeOutput,
+    ModelOutput,
+    check_input_dtype,
+    check_input_shape,
+    check_tensor,
+)
 from .loss import LikelihoodLike, LossResult, float_diagnostics, log_likelihood
 
 __all__ = ["AE", "AEOutput", "AEEncodeOutput", "AEDecodeOutput", "check_reconstruction_shape"]
@@ -39,11 +46,7 @@ class AEEncodeOutput(ModelOutput):
     z: torch.Tensor
 
 
-@dataclass(repr=False)
-class AEDecodeOutput(ModelOutput):
-    """Output of :meth:`AE.decode`: the decoder's raw output ``x_hat [B, ...]``."""
-
-    x_hat: torch.Tensor
+AEDecodeOutput = DecodeOutput  # the one decode output type: ``x_hat [B, ...]``
 
 
 def check_reconstruction_shape(x: torch.Tensor, x_hat: torch.Tensor, expected: tuple[int, ...], spec: str) -> None:
@@ -68,6 +71,10 @@ class AE(BaseAutoencoder):
     decoder : torch.nn.Module
         Maps ``z`` to ``x_hat`` of the shape of ``x`` (means or logits; no final
         activation is expected).
+    likelihood : str, Likelihood or callable, default ``'gaussian'``
+        The observation model :math:`p(x \mid \hat x)` (see
+        :mod:`autoencoders.likelihoods`); ``compute_loss``, ``fit``, ``evaluate`` and
+        the plotting helpers use it unless told otherwise.
 
     Examples
     --------
@@ -82,13 +89,16 @@ class AE(BaseAutoencoder):
     (torch.Size([16, 8]), torch.Size([16, 1, 28, 28]))
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, *, likelihood: LikelihoodLike = "gaussian"
+    ) -> None:
         super().__init__()
         for name, module in (("encoder", encoder), ("decoder", decoder)):
             if not isinstance(module, nn.Module):
                 raise TypeError(f"{name} must be a torch.nn.Module, got {type(module).__name__}")
         self.encoder = encoder
         self.decoder = decoder
+        self._init_likelihood(likelihood)
 
     def _encode(self, x: torch.Tensor) -> AEEncodeOutput:
         check_tensor(x, "x")
@@ -106,7 +116,7 @@ class AE(BaseAutoencoder):
         return AEOutput(x_hat=self._decode(z).x_hat, z=z)
 
     def compute_loss(
-        self, x: torch.Tensor, output: AEOutput, likelihood: LikelihoodLike = "gaussian"
+        self, x: torch.Tensor, output: AEOutput, likelihood: LikelihoodLike | None = None
     ) -> LossResult:
         r"""Negative log-likelihood per example, averaged over the batch.
 
@@ -120,8 +130,9 @@ class AE(BaseAutoencoder):
             Targets ``[B, ...]``.
         output : AEOutput
             Result of :meth:`forward`; ``output.x_hat`` must have ``x.shape``.
-        likelihood : str, LikelihoodType or callable, default ``'gaussian'``
-            See :func:`autoencoders.loss.log_likelihood`.
+        likelihood : str, Likelihood or callable, optional
+            Overrides the model's :attr:`likelihood` for this call; see
+            :func:`autoencoders.likelihoods.log_likelihood`.
 
         Returns
         -------
@@ -130,6 +141,7 @@ class AE(BaseAutoencoder):
         """
         check_tensor(x, "x")
         check_reconstruction_shape(x, output.x_hat, tuple(x.shape), "x.shape")
+        likelihood = self.resolve_likelihood(likelihood)
         ll = log_likelihood(x, output.x_hat, likelihood, validate=False).flatten(1).sum(1).mean()
         diagnostics = float_diagnostics({"log_likelihood": ll}, targets={"x": (x, likelihood)})
         return LossResult(objective=-ll, diagnostics=diagnostics)

@@ -20,18 +20,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
-from ._base import BaseAutoencoder, ModelOutput, check_input_dtype, check_input_shape, check_tensor
+from ._base import (
+    BaseAutoencoder,
+    DecodeOutput,
+    ModelOutput,
+    check_input_dtype,
+    check_input_shape,
+    check_tensor,
+)
 from .loss import (
     LikelihoodLike,
     LossResult,
     float_diagnostics,
     kl_divergence_diag_gaussian,
     log_likelihood,
+    log_normal_diag,
     log_normalizer,
     validate_target,
 )
@@ -49,7 +57,6 @@ __all__ = [
 ]
 
 _LOG2 = math.log(2.0)
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass(repr=False)
@@ -82,26 +89,20 @@ class VAEEncodeOutput(ModelOutput):
     log_var: torch.Tensor
 
 
-@dataclass(repr=False)
-class VAEDecodeOutput(ModelOutput):
-    """Output of :meth:`VAE.decode`: ``x_hat`` ``[B, ...]`` or ``[B, S, ...]``."""
-
-    x_hat: torch.Tensor
+VAEDecodeOutput = DecodeOutput  # ``x_hat`` ``[B, ...]`` or ``[B, S, ...]``
 
 
 @dataclass(repr=False)
 class AdaGVAEOutput(ModelOutput):
     """Output of :meth:`AdaGVAE.forward`: one :class:`VAEOutput` per view, each carrying
-    the *adapted* posterior parameters.
-
-    :meth:`AdaGVAE.forward` also attaches ``shared_mask`` (bool ``[B, D_z]``, the
-    dimensions it averaged); it is not a dataclass field and stays ``None`` on an
-    output built by hand.
+    the *adapted* posterior parameters, and ``shared_mask`` (bool ``[B, D_z]``, the
+    dimensions whose posteriors were aggregated; ``None`` on an output built by hand
+    without it).
     """
 
     output1: VAEOutput
     output2: VAEOutput
-    shared_mask: ClassVar[torch.Tensor | None] = None
+    shared_mask: torch.Tensor | None = None
 
 
 def _check_samples(S: object, name: str = "S") -> int:
@@ -174,6 +175,11 @@ class VAE(BaseAutoencoder):
         Maps ``z [N, D_z]`` to distribution parameters ``[N, ...]`` shaped like one input.
     latent_dim : int
         :math:`D_z`.
+    likelihood : str, Likelihood or callable, default ``'gaussian'``
+        The observation model :math:`p(x \mid z)` (see
+        :mod:`autoencoders.likelihoods`); ``compute_loss``, ``fit``, ``evaluate``,
+        :meth:`log_marginal_likelihood` and the plotting helpers use it unless told
+        otherwise.
 
     Notes
     -----
@@ -184,7 +190,14 @@ class VAE(BaseAutoencoder):
     an ELBO. Pass ``sample=True`` to sample while the networks stay in eval mode.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        latent_dim: int,
+        *,
+        likelihood: LikelihoodLike = "gaussian",
+    ) -> None:
         super().__init__()
         for name, module in (("encoder", encoder), ("decoder", decoder)):
             if not isinstance(module, nn.Module):
@@ -192,6 +205,7 @@ class VAE(BaseAutoencoder):
         self.encoder = encoder
         self.sampling_layer = FullyFactorizedGaussian(latent_dim)
         self.decoder = decoder
+        self._init_likelihood(likelihood)
 
     @property
     def latent_dim(self) -> int:
@@ -202,6 +216,22 @@ class VAE(BaseAutoencoder):
         if sample is not None and not isinstance(sample, bool):
             raise TypeError(f"sample must be True, False or None, got {sample!r}")
         return self.training if sample is None else sample
+
+    def latent_samples(
+        self, mu: torch.Tensor, log_var: torch.Tensor, S: int = 1, sample: bool | None = None
+    ) -> torch.Tensor:
+        r"""``S`` codes per row from the posterior :math:`\mathcal N(\mu, \sigma^2)`:
+        ``[B, D_z] -> [B, S, D_z]``.
+
+        With ``sample=None`` the module mode decides, as in :meth:`forward`: train mode
+        draws reparameterised samples, eval mode repeats :math:`\mu`. ``True``/``False``
+        force sampling on or off. Subclasses that change how the posterior is formed
+        (for example :meth:`AdaGVAE.aggregate`) reuse it to draw their codes.
+        """
+        S = _check_samples(S)
+        if self._sampling(sample):
+            return self.sampling_layer.sample(mu, log_var, S)
+        return mu.unsqueeze(1).expand(-1, S, -1)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters ``(mu, log_var)``, each ``[B, D_z]``, with gradients."""
@@ -214,11 +244,7 @@ class VAE(BaseAutoencoder):
         self, x: torch.Tensor, S: int | None = None, sample: bool | None = None
     ) -> VAEEncodeOutput:
         mu, log_var = self.posterior(x)
-        n = 1 if S is None else _check_samples(S)
-        if self._sampling(sample):
-            z = self.sampling_layer.sample(mu, log_var, n)
-        else:
-            z = mu.unsqueeze(1).expand(-1, n, -1)
+        z = self.latent_samples(mu, log_var, 1 if S is None else S, sample)
         return VAEEncodeOutput(z=z[:, 0] if S is None else z, mu=mu, log_var=log_var)
 
     def _decode(self, z: torch.Tensor) -> VAEDecodeOutput:
@@ -265,7 +291,7 @@ class VAE(BaseAutoencoder):
         x: torch.Tensor,
         output: VAEOutput,
         beta: float = 1.0,
-        likelihood: LikelihoodLike = "gaussian",
+        likelihood: LikelihoodLike | None = None,
         free_bits: float = 0.0,
     ) -> LossResult:
         r"""Negative (beta-weighted) ELBO, averaged over the batch.
@@ -289,8 +315,9 @@ class VAE(BaseAutoencoder):
             From :meth:`forward`; ``x_hat`` must be ``[B, S, *x.shape[1:]]``.
         beta : float, default 1.0
             Weight of the KL term (:math:`\beta`-VAE :cite:p:`higgins2017beta`).
-        likelihood : str, LikelihoodType or callable, default ``'gaussian'``
-            See :func:`autoencoders.loss.log_likelihood`.
+        likelihood : str, Likelihood or callable, optional
+            Overrides the model's :attr:`likelihood` for this call; see
+            :func:`autoencoders.likelihoods.log_likelihood`.
         free_bits : float, default 0.0
             Per-dimension KL floor :math:`\lambda` in nats.
 
@@ -304,6 +331,7 @@ class VAE(BaseAutoencoder):
             Gaussian likelihood they omit the constant :math:`-\tfrac12\log 2\pi`
             per element.
         """
+        likelihood = self.resolve_likelihood(likelihood)
         objective, ll, kl = self._loss_terms(x, output, beta, likelihood, free_bits)
         return LossResult(
             objective=objective,
@@ -339,7 +367,7 @@ class VAE(BaseAutoencoder):
         self,
         x: torch.Tensor,
         K: int = 100,
-        likelihood: LikelihoodLike = "gaussian",
+        likelihood: LikelihoodLike | None = None,
         batch_size: int | None = None,
     ) -> torch.Tensor:
         r"""Importance-sampled estimate of :math:`\log p(x)` (the IWAE bound).
@@ -354,7 +382,7 @@ class VAE(BaseAutoencoder):
         It always samples from :math:`q(z \mid x)`, whatever the train/eval mode of the
         model (the networks themselves run in their current mode, so call ``eval()``
         first if they contain dropout or batch norm). The Gaussian constant omitted by
-        :func:`~autoencoders.loss.log_likelihood` is included here, so the result is
+        :func:`~autoencoders.likelihoods.log_likelihood` is included here, so the result is
         a proper log density.
 
         Parameters
@@ -363,8 +391,8 @@ class VAE(BaseAutoencoder):
             Inputs ``[B, ...]``.
         K : int, default 100
             Importance samples per input.
-        likelihood : str, LikelihoodType or callable
-            The decoder's observation model.
+        likelihood : str, Likelihood or callable, optional
+            Overrides the model's :attr:`likelihood`.
         batch_size : int, optional
             Inputs processed at once (all by default). Samples are drawn in chunks so
             that at most about 8192 decoder evaluations are held in memory.
@@ -376,6 +404,7 @@ class VAE(BaseAutoencoder):
         """
         check_tensor(x, "x")
         K = _check_samples(K, "K")
+        likelihood = self.resolve_likelihood(likelihood)
         validate_target(x, likelihood)
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
@@ -395,9 +424,8 @@ class VAE(BaseAutoencoder):
                     target = xb.unsqueeze(1).expand_as(x_hat)
                     log_px = log_likelihood(target, x_hat, likelihood, validate=False)
                     log_px = log_px.flatten(2).sum(2) + const
-                    log_pz = -0.5 * (z * z + _LOG_2PI).sum(2)
-                    eps2 = (z - mu.unsqueeze(1)) ** 2 * torch.exp(-log_var).unsqueeze(1)
-                    log_qz = -0.5 * (eps2 + log_var.unsqueeze(1) + _LOG_2PI).sum(2)
+                    log_pz = log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+                    log_qz = log_normal_diag(z, mu.unsqueeze(1), log_var.unsqueeze(1))
                     log_w.append(log_px + log_pz - log_qz)
                 results.append(torch.logsumexp(torch.cat(log_w, 1), dim=1) - math.log(K))
         return torch.cat(results)
@@ -462,8 +490,25 @@ class AdaGVAE(BaseAutoencoder):
         """:math:`D_z` of the wrapped VAE."""
         return self.vae.latent_dim
 
+    @property
+    def likelihood(self) -> LikelihoodLike:
+        """The wrapped VAE's :attr:`~VAE.likelihood`."""
+        return self.vae.likelihood
+
+    def extra_repr(self) -> str:
+        return ""  # the wrapped VAE shows its likelihood
+
     @staticmethod
-    def _split_pair(x: object) -> tuple[torch.Tensor, torch.Tensor]:
+    def split_pair(x: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate a pair input and return ``(x1, x2)``.
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a pair of tensors.
+        ValueError
+            If the two views differ in shape or are empty.
+        """
         if not isinstance(x, tuple | list) or len(x) != 2:
             raise TypeError(f"x must be a pair (x1, x2) of tensors, got {type(x).__name__}")
         x1 = check_tensor(x[0], "x1")
@@ -473,6 +518,9 @@ class AdaGVAE(BaseAutoencoder):
                 f"x1 and x2 must have equal shapes, got {list(x1.shape)} and {list(x2.shape)}"
             )
         return x1, x2
+
+    # Earlier name of :meth:`split_pair`, kept for code written against it.
+    _split_pair = split_pair
 
     def _encode(self, x: torch.Tensor, S: int | None = None, sample: bool | None = None) -> VAEEncodeOutput:
         return self.vae._encode(x, S=S, sample=sample)
@@ -486,7 +534,7 @@ class AdaGVAE(BaseAutoencoder):
         Returns ``(delta [B, D_z], tau [B], shared [B, D_z])``; see
         :func:`adaptive_shared_mask`.
         """
-        x1, x2 = self._split_pair(x)
+        x1, x2 = self.split_pair(x)
         with torch.no_grad():
             mu1, lv1 = self.vae.posterior(x1)
             mu2, lv2 = self.vae.posterior(x2)
@@ -506,32 +554,63 @@ class AdaGVAE(BaseAutoencoder):
         sample : bool, optional
             As in :meth:`VAE.forward`.
         """
-        x1, x2 = self._split_pair(x)
+        x1, x2 = self.split_pair(x)
         S = _check_samples(S)
         mu1, lv1 = self.vae.posterior(x1)
         mu2, lv2 = self.vae.posterior(x2)
         _, _, shared = adaptive_shared_mask(mu1, lv1, mu2, lv2)
-        mu_avg = 0.5 * (mu1 + mu2)
-        lv_avg = torch.logaddexp(lv1, lv2) - _LOG2
+        mu_agg, lv_agg = self.aggregate(mu1, lv1, mu2, lv2)
         outputs = []
         for mu, lv in ((mu1, lv1), (mu2, lv2)):
-            mu_a = torch.where(shared, mu_avg, mu)
-            lv_a = torch.where(shared, lv_avg, lv)
-            if self.vae._sampling(sample):
-                z = self.vae.sampling_layer.sample(mu_a, lv_a, S)
-            else:
-                z = mu_a.unsqueeze(1).expand(-1, S, -1)
+            mu_a = torch.where(shared, mu_agg, mu)
+            lv_a = torch.where(shared, lv_agg, lv)
+            z = self.vae.latent_samples(mu_a, lv_a, S, sample)
             outputs.append(VAEOutput(x_hat=self.vae._decode(z).x_hat, z=z, mu=mu_a, log_var=lv_a))
-        result = AdaGVAEOutput(output1=outputs[0], output2=outputs[1])
-        result.shared_mask = shared
-        return result
+        return AdaGVAEOutput(output1=outputs[0], output2=outputs[1], shared_mask=shared)
+
+    def aggregate(
+        self, mu1: torch.Tensor, log_var1: torch.Tensor, mu2: torch.Tensor, log_var2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The posterior that two views share in a shared dimension: ``(mu, log_var)``.
+
+        Ada-GVAE averages the two Gaussians' moments,
+        :math:`\tilde\mu = \tfrac12(\mu_1 + \mu_2)`,
+        :math:`\tilde\sigma^2 = \tfrac12(\sigma_1^2 + \sigma_2^2)`. Override this one
+        method to change the aggregation: Ada-ML-VAE, for instance, multiplies the two
+        Gaussians (precision-weighted means). :meth:`forward` applies the result only
+        in the dimensions that :func:`adaptive_shared_mask` marks as shared.
+
+        Parameters
+        ----------
+        mu1, log_var1, mu2, log_var2 : torch.Tensor
+            Posterior parameters of the two views, ``[B, D_z]``.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(mu, log_var)``, each ``[B, D_z]``.
+        """
+        return 0.5 * (mu1 + mu2), torch.logaddexp(log_var1, log_var2) - _LOG2
+
+    def build(self, input_sample: Any) -> AdaGVAE:
+        """Materialise lazy layers with a pair ``(x1, x2)`` or with one tensor ``x``.
+
+        A single tensor builds the wrapped VAE, as in the PyAutoencoder API
+        (``model = AdaGVAE(vae=vae); model.build(x)``).
+        """
+        if isinstance(input_sample, torch.Tensor):
+            self.vae.build(input_sample)
+            self._build_input_shape = (1, *input_sample.shape[1:])
+            self._build_input_dtype = str(input_sample.dtype).removeprefix("torch.")
+            return self
+        return super().build(input_sample)
 
     def compute_loss(
         self,
         x: tuple[torch.Tensor, torch.Tensor],
         output: AdaGVAEOutput,
         beta: float = 1.0,
-        likelihood: LikelihoodLike = "gaussian",
+        likelihood: LikelihoodLike | None = None,
         free_bits: float = 0.0,
     ) -> LossResult:
         r"""Sum of the two views' beta-ELBO losses on the adapted posteriors.
@@ -550,7 +629,8 @@ class AdaGVAE(BaseAutoencoder):
             ``output.shared_mask``; for an output built by hand, the dimensions whose
             adapted posteriors coincide).
         """
-        x1, x2 = self._split_pair(x)
+        x1, x2 = self.split_pair(x)
+        likelihood = self.vae.resolve_likelihood(likelihood)
         o1, o2 = output.output1, output.output2
         obj1, ll1, kl1 = self.vae._loss_terms(x1, o1, beta, likelihood, free_bits)
         obj2, ll2, kl2 = self.vae._loss_terms(x2, o2, beta, likelihood, free_bits)

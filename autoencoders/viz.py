@@ -7,8 +7,9 @@ in a notebook, write ``fig = plot_samples(...)`` (or end the line with ``;``) so
 inline backend does not display the figure twice.
 
 **What the images show.** Decoders output distribution *parameters* (see
-:mod:`autoencoders.loss`), so every function that decodes takes a required keyword
-``likelihood`` and shows :func:`~autoencoders.loss.distribution_mean` of the output:
+:mod:`autoencoders.likelihoods`), so every function that decodes shows
+:func:`~autoencoders.likelihoods.distribution_mean` of the output under the model's
+own likelihood (``model.likelihood``; a keyword ``likelihood=`` overrides it):
 
 .. math::
 
@@ -22,16 +23,19 @@ A callable likelihood has no known mean: pass ``transform=f`` (for example
 
 Image data are expected in :math:`[0, 1]`. Values outside saturate to black or white
 *for display only*: the array stored in the figure is the unclipped data.
+
+The model is run through :mod:`autoencoders.inference` (:func:`~autoencoders.inference.encode_mean`,
+:func:`~autoencoders.inference.reconstruct`, :func:`~autoencoders.inference.decode`,
+:func:`~autoencoders.inference.sample_prior`): in eval mode without gradients, on the
+model's own device, with every submodule's train/eval flag restored afterwards. The
+interactive :func:`~autoencoders.explorer.latent_explorer` lives in
+:mod:`autoencoders.explorer` and is also importable from here.
 """
 
 from __future__ import annotations
 
-import builtins
-import contextlib
-import io
 import math
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -42,8 +46,16 @@ from matplotlib.figure import Figure
 from torch import nn
 from torchvision.utils import make_grid
 
-from .loss import LikelihoodLike, LikelihoodType, distribution_mean, resolve_likelihood
-from .variational import VAE
+from .inference import (
+    _check_int,
+    _latent_dim,
+    decode,
+    encode_mean,
+    interpolate,
+    reconstruct,
+    sample_prior,
+)
+from .likelihoods import LikelihoodLike, get_likelihood
 
 __all__ = [
     "show_images",
@@ -54,34 +66,16 @@ __all__ = [
     "plot_latent_traversal",
     "plot_latent_2d",
     "plot_decoded_grid",
-    "latent_explorer",
 ]
+
+# The plotting functions' default: show images under the model's own likelihood.
+FROM_MODEL = "model"
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 _MAX_DISCRETE_LABELS = 20
 
 
 # ---------------------------------------------------------------------- model helpers
-@contextlib.contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    """Run ``model`` in eval mode without gradients, then restore every module's flag."""
-    flags = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for module, flag in flags.items():
-            module.training = flag
-
-
-def _model_place(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Device and floating dtype of the model's first parameter (CPU float32 if none)."""
-    for tensor in model.parameters():
-        return tensor.device, tensor.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
-
-
 def _check_model(model: Any) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -93,79 +87,38 @@ def _check_model(model: Any) -> nn.Module:
     return model
 
 
-def _latent_dim(model: nn.Module, latent_dim: int | None = None) -> int:
-    dim = latent_dim if latent_dim is not None else getattr(model, "latent_dim", None)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise TypeError(
-            f"{type(model).__name__} has no usable .latent_dim (got {dim!r}); use a VAE or "
-            "AdaGVAE, or pass latent_dim= explicitly for a deterministic AE"
-        )
-    return dim
-
-
-def _encode_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The code of ``x``: the posterior mean for VAEs, ``z`` for deterministic AEs."""
-    out = model.encode(x)
-    mu = getattr(out, "mu", None)
-    return out.z if mu is None else mu
-
-
-def _reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Decoder output for ``x`` at the posterior mean (VAE) or the code (AE)."""
-    net = model
-    if getattr(model, "paired", False):
-        net = getattr(model, "vae", None)
-        if net is None:
-            raise TypeError(f"paired model {type(model).__name__} has no .vae to reconstruct single images")
-    if isinstance(net, VAE):
-        x_hat = net(x, S=1, sample=False).x_hat[:, 0]
-    else:
-        x_hat = net(x).x_hat
-    if x_hat.shape != x.shape:
-        raise ValueError(
-            f"the reconstruction must have the shape of x = {list(x.shape)}, got {list(x_hat.shape)}"
-        )
-    return x_hat
-
-
-def _decode(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    device, dtype = _model_place(model)
-    return model.decode(z.to(device=device, dtype=dtype)).x_hat
-
-
 # ---------------------------------------------------------------------- display helpers
 def _display_transform(
-    likelihood: LikelihoodLike | None, transform: Transform | None
+    likelihood: LikelihoodLike | None, transform: Transform | None, model: Any = None
 ) -> tuple[Transform, tuple[float, float] | None, str]:
     """Return ``(f, vrange, description)``: how decoder outputs become images.
 
-    ``vrange`` is the grey-level range (``None``: the data's own min/max).
+    ``likelihood='model'`` (the default of the plotting functions) means the model's
+    own likelihood. ``vrange`` is the grey-level range (``None``: the data's own
+    min/max).
     """
+    from_model = isinstance(likelihood, str) and likelihood == FROM_MODEL
     if transform is not None:
         if not callable(transform):
             raise TypeError(f"transform must be a callable x_hat -> image, got {type(transform).__name__}")
-        if likelihood is not None and not callable(likelihood):
+        if likelihood is not None and not from_model and not callable(likelihood):
             raise ValueError(
                 f"pass either likelihood or transform, not both: got likelihood={likelihood!r} "
                 "and a transform"
             )
         name = getattr(transform, "__name__", type(transform).__name__)
         return transform, (0.0, 1.0), f"{name}(x̂)"
+    if from_model:
+        likelihood = getattr(model, "likelihood", "gaussian")
     if likelihood is None:
         return (lambda t: t), None, "raw decoder output x̂"
-    kind = resolve_likelihood(likelihood)
-    if not isinstance(kind, LikelihoodType):
+    entry = get_likelihood(likelihood)
+    if entry.mean is None:
         raise ValueError(
-            "likelihood is a callable, whose mean cannot be known; pass transform=... "
+            f"likelihood {entry.name!r} has no known mean; pass transform=... "
             "(for example torch.sigmoid) or likelihood=None to show the raw output"
         )
-    description = {
-        LikelihoodType.BERNOULLI: "sigmoid(x̂)",
-        LikelihoodType.CONTINUOUS_BERNOULLI: "continuous-Bernoulli mean of x̂",
-        LikelihoodType.GAUSSIAN: "Gaussian mean x̂",
-        LikelihoodType.LAPLACE: "Laplace location x̂",
-    }[kind]
-    return (lambda t: distribution_mean(t, kind)), (0.0, 1.0), description
+    return entry.mean, (0.0, 1.0), entry.label or f"mean of {entry.name}"
 
 
 def _apply(transform: Transform, x_hat: torch.Tensor) -> torch.Tensor:
@@ -253,12 +206,6 @@ def _draw_grid(
         spine.set_visible(False)
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 # ---------------------------------------------------------------------- images
 def show_images(
     images: torch.Tensor | np.ndarray,
@@ -320,6 +267,19 @@ def show_images(
         return ax.figure
     if len(titles) != n:
         raise ValueError(f"titles must have one entry per image ({n}), got {len(titles)}")
+    return _titled_images(images, nrow, titles, ax, title, vrange)
+
+
+def _titled_images(
+    images: torch.Tensor,
+    nrow: int,
+    titles: Sequence[str],
+    ax: Axes | None,
+    title: str | None,
+    vrange: tuple[float, float] | None,
+) -> Figure:
+    """:func:`show_images` with ``titles``: one axes per image (subplots, or insets in ``ax``)."""
+    n, aspect = images.shape[0], images.shape[2] / images.shape[3]
     rows, cols = math.ceil(n / nrow), min(nrow, n)
     lo, hi = _value_range(images, vrange)
     if ax is None:
@@ -352,7 +312,7 @@ def plot_reconstructions(
     x: torch.Tensor,
     n: int = 10,
     *,
-    likelihood: LikelihoodLike | None,
+    likelihood: LikelihoodLike | None = "model",
     transform: Transform | None = None,
     inputs: torch.Tensor | None = None,
     fig: Figure | None = None,
@@ -373,8 +333,9 @@ def plot_reconstructions(
         Images ``[B, C, H, W]`` in ``[0, 1]``; the first ``n`` are shown.
     n : int, default 10
         Number of images (at most ``B``).
-    likelihood : str or None
-        The decoder's observation model (required; see the module docstring).
+    likelihood : str, Likelihood, callable or None, default ``'model'``
+        The model's own likelihood by default; another one, or ``None`` for the raw
+        decoder output (see the module docstring).
     transform : callable, optional
         Explicit ``x_hat -> image`` map, for callable likelihoods.
     inputs : torch.Tensor, optional
@@ -396,7 +357,7 @@ def plot_reconstructions(
     n = _check_int(n, "n", 1)
     if n > x.shape[0]:
         raise ValueError(f"n must be at most the batch size of x ({x.shape[0]}), got n={n}")
-    f, vrange, shown = _display_transform(likelihood, transform)
+    f, vrange, shown = _display_transform(likelihood, transform, model)
     x = x[:n]
     if inputs is not None:
         if not isinstance(inputs, torch.Tensor) or inputs.shape[1:] != x.shape[1:] or inputs.shape[0] < n:
@@ -404,9 +365,7 @@ def plot_reconstructions(
             raise ValueError(f"inputs must be a tensor of shape [>= {n}, *{list(x.shape[1:])}], got {got}")
         inputs = inputs[:n]
     fed = x if inputs is None else inputs
-    device, _ = _model_place(model)
-    with _inference(model):
-        x_hat = _reconstruct(model, fed.to(device))
+    x_hat = reconstruct(model, fed, raw=True)
     # (row label, images, grey-level range): data rows are images in [0, 1].
     if inputs is None:
         rows = [("original", _as_images(x, "x"), (0.0, 1.0))]
@@ -428,7 +387,7 @@ def plot_samples(
     model: nn.Module,
     n: int = 64,
     *,
-    likelihood: LikelihoodLike | None,
+    likelihood: LikelihoodLike | None = "model",
     transform: Transform | None = None,
     nrow: int = 8,
     generator: torch.Generator | None = None,
@@ -446,8 +405,9 @@ def plot_samples(
         Any built model with ``.latent_dim`` and ``.decode``.
     n : int, default 64
         Number of samples.
-    likelihood : str or None
-        The decoder's observation model (required).
+    likelihood : str, Likelihood, callable or None, default ``'model'``
+        The model's own likelihood by default; another one, or ``None`` for the raw
+        decoder output (see the module docstring).
     transform : callable, optional
         Explicit ``x_hat -> image`` map.
     nrow : int, default 8
@@ -471,11 +431,9 @@ def plot_samples(
     model = _check_model(model)
     n = _check_int(n, "n", 1)
     nrow = _check_int(nrow, "nrow", 1)
-    dim = _latent_dim(model)
-    f, vrange, shown = _display_transform(likelihood, transform)
-    z = torch.randn(n, dim, generator=generator)
-    with _inference(model):
-        images = _as_images(_apply(f, _decode(model, z)), "decoded samples")
+    _latent_dim(model)  # a deterministic AE has no prior: say so before anything else
+    f, vrange, shown = _display_transform(likelihood, transform, model)
+    images = _as_images(_apply(f, sample_prior(model, n, generator, raw=True)), "decoded samples")
     ax = _new_axes(ax, math.ceil(n / nrow), min(n, nrow), images.shape[2] / images.shape[3])
     _draw_grid(ax, images, nrow, 2, vrange)
     ax.set_title(title if title is not None else f"{n} samples from the prior z ~ N(0, I)\n(shown: {shown})")
@@ -485,57 +443,12 @@ def plot_samples(
 def interpolate_latents(
     z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str = "linear"
 ) -> torch.Tensor:
-    r"""Points on a path from ``z_a`` to ``z_b`` at ``t = 0, 1/(steps-1), ..., 1``.
+    """Points on a linear or spherical path from ``z_a`` to ``z_b``.
 
-    .. math::
-
-        \text{linear:}\quad z(t) = (1 - t)\, z_a + t\, z_b \\
-        \text{slerp:}\quad z(t) = \frac{\sin((1-t)\,\Omega)}{\sin\Omega}\, z_a
-            + \frac{\sin(t\,\Omega)}{\sin\Omega}\, z_b, \qquad
-            \cos\Omega = \frac{z_a \cdot z_b}{\lVert z_a\rVert\,\lVert z_b\rVert}
-
-    Spherical interpolation :cite:p:`white2016sampling` follows a
-    great circle: for codes of equal norm every point keeps that norm, whereas the
-    linear midpoint of two independent draws from :math:`\mathcal N(0, I_D)` has about
-    :math:`1/\sqrt 2` of their norm for large :math:`D`, a norm the prior rarely
-    produces. When :math:`\sin\Omega \approx 0` (parallel or anti-parallel codes, or
-    a zero code) the great circle is undefined and the linear path is used for that pair.
-
-    Parameters
-    ----------
-    z_a, z_b : torch.Tensor
-        Codes ``[K, D]`` (or ``[D]``), equal shapes.
-    steps : int
-        Number of points, ``>= 2`` (both ends included).
-    method : {'linear', 'slerp'}
-
-    Returns
-    -------
-    torch.Tensor
-        ``[K, steps, D]`` (``[steps, D]`` for 1-D inputs).
+    The same function as :func:`autoencoders.inference.interpolate` (see there for
+    the formulas), kept under this name because the chapters use it.
     """
-    steps = _check_int(steps, "steps", 2)
-    if method not in ("linear", "slerp"):
-        raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
-    if not isinstance(z_a, torch.Tensor) or not isinstance(z_b, torch.Tensor):
-        raise TypeError(f"z_a and z_b must be tensors, got {type(z_a).__name__} and {type(z_b).__name__}")
-    if z_a.shape != z_b.shape or z_a.dim() not in (1, 2):
-        raise ValueError(f"z_a and z_b must both be [K, D] or [D], got {list(z_a.shape)} and {list(z_b.shape)}")
-    single = z_a.dim() == 1
-    a, b = (z_a.unsqueeze(0), z_b.unsqueeze(0)) if single else (z_a, z_b)
-    t = torch.linspace(0.0, 1.0, steps, dtype=a.dtype, device=a.device).view(1, steps, 1)
-    a, b = a.unsqueeze(1), b.unsqueeze(1)
-    path = (1 - t) * a + t * b
-    if method == "slerp":
-        norms = a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True)
-        cos = ((a * b).sum(-1, keepdim=True) / norms.clamp_min(1e-12)).clamp(-1.0, 1.0)
-        omega = torch.arccos(cos)
-        sin = torch.sin(omega)
-        ok = (sin.abs() > 1e-6) & (norms > 0)
-        safe = torch.where(ok, sin, torch.ones_like(sin))
-        spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / safe
-        path = torch.where(ok, spherical, path)
-    return path[0] if single else path
+    return interpolate(z_a, z_b, steps, method)
 
 
 def _image_pair(x_a: Any, x_b: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -556,7 +469,7 @@ def plot_interpolation(
     x_b: torch.Tensor,
     steps: int = 10,
     *,
-    likelihood: LikelihoodLike | None,
+    likelihood: LikelihoodLike | None = "model",
     transform: Transform | None = None,
     method: str = "linear",
     ax: Axes | None = None,
@@ -565,7 +478,7 @@ def plot_interpolation(
     r"""Decode a path in latent space between the codes of ``x_a`` and ``x_b``.
 
     Both images are encoded in eval mode (VAE: :math:`z = \mu(x)`, AE: :math:`z = f(x)`),
-    interpolated with :func:`interpolate_latents` and decoded. One row per pair,
+    interpolated with :func:`~autoencoders.inference.interpolate` and decoded. One row per pair,
     columns labelled by :math:`t`.
 
     Parameters
@@ -575,8 +488,9 @@ def plot_interpolation(
         One image ``[C, H, W]`` each, or batches ``[K, C, H, W]`` of pairs.
     steps : int, default 10
         Points on the path including both ends (``>= 2``).
-    likelihood : str or None
-        The decoder's observation model (required).
+    likelihood : str, Likelihood, callable or None, default ``'model'``
+        The model's own likelihood by default; another one, or ``None`` for the raw
+        decoder output (see the module docstring).
     transform : callable, optional
     method : {'linear', 'slerp'}, default 'linear'
     ax : matplotlib.axes.Axes, optional
@@ -591,13 +505,9 @@ def plot_interpolation(
     if method not in ("linear", "slerp"):
         raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
     x_a, x_b = _image_pair(x_a, x_b)
-    f, vrange, shown = _display_transform(likelihood, transform)
-    device, _ = _model_place(model)
-    with _inference(model):
-        z_a = _encode_mean(model, x_a.to(device))
-        z_b = _encode_mean(model, x_b.to(device))
-        path = interpolate_latents(z_a, z_b, steps, method)
-        x_hat = _decode(model, path.reshape(-1, path.shape[-1]))
+    f, vrange, shown = _display_transform(likelihood, transform, model)
+    path = interpolate(encode_mean(model, x_a), encode_mean(model, x_b), steps, method)
+    x_hat = decode(model, path.reshape(-1, path.shape[-1]), raw=True)
     images = _as_images(_apply(f, x_hat), "decoded path")
     k = x_a.shape[0]
     ax = _new_axes(ax, k, steps, images.shape[2] / images.shape[3])
@@ -615,9 +525,8 @@ def _single_code(model: nn.Module, x: torch.Tensor | None, latent_dim: int | Non
     if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4) or (x.dim() == 4 and x.shape[0] != 1):
         got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must be one image [C, H, W] or [1, C, H, W], got {got}")
-    device, _ = _model_place(model)
     batch = x.unsqueeze(0) if x.dim() == 3 else x
-    return _encode_mean(model, batch.to(device))[0].cpu()
+    return encode_mean(model, batch)[0].cpu()
 
 
 def _traversal_images(
@@ -627,7 +536,8 @@ def _traversal_images(
     codes = base.repeat(len(dims), len(values), 1)  # [rows, cols, D]
     for row, j in enumerate(dims):
         codes[row, :, j] = values.to(codes.dtype)
-    return _as_images(_apply(f, _decode(model, codes.reshape(-1, base.shape[0]))), "decoded traversal")
+    x_hat = decode(model, codes.reshape(-1, base.shape[0]), raw=True)
+    return _as_images(_apply(f, x_hat), "decoded traversal")
 
 
 def _check_dims(dims: Sequence[int] | None, dim: int, name: str = "dims") -> list[int]:
@@ -646,7 +556,7 @@ def plot_latent_traversal(
     dims: Sequence[int] | None = None,
     values: torch.Tensor | Sequence[float] | None = None,
     *,
-    likelihood: LikelihoodLike | None,
+    likelihood: LikelihoodLike | None = "model",
     transform: Transform | None = None,
     dim_labels: Sequence[str] | None = None,
     latent_dim: int | None = None,
@@ -669,8 +579,9 @@ def plot_latent_traversal(
         Latent dimensions to traverse, one row each; all by default.
     values : tensor or sequence of float, optional
         Column values, default ``torch.linspace(-3, 3, 9)``.
-    likelihood : str or None
-        The decoder's observation model (required).
+    likelihood : str, Likelihood, callable or None, default ``'model'``
+        The model's own likelihood by default; another one, or ``None`` for the raw
+        decoder output (see the module docstring).
     transform : callable, optional
     dim_labels : sequence of str, optional
         Row labels (for example the factor each dimension captures); default
@@ -685,16 +596,15 @@ def plot_latent_traversal(
     matplotlib.figure.Figure
     """
     model = _check_model(model)
-    f, vrange, shown = _display_transform(likelihood, transform)
+    f, vrange, shown = _display_transform(likelihood, transform, model)
     values = torch.linspace(-3.0, 3.0, 9) if values is None else torch.as_tensor(values, dtype=torch.float32)
     if values.dim() != 1 or values.numel() < 1:
         raise ValueError(f"values must be a non-empty 1-D sequence, got shape {list(values.shape)}")
-    with _inference(model):
-        base = _single_code(model, x, latent_dim)
-        dims = _check_dims(dims, base.shape[0])
-        if dim_labels is not None and len(dim_labels) != len(dims):
-            raise ValueError(f"dim_labels must have one entry per traversed dim ({len(dims)}), got {len(dim_labels)}")
-        images = _traversal_images(model, base, dims, values, f)
+    base = _single_code(model, x, latent_dim)
+    dims = _check_dims(dims, base.shape[0])
+    if dim_labels is not None and len(dim_labels) != len(dims):
+        raise ValueError(f"dim_labels must have one entry per traversed dim ({len(dims)}), got {len(dim_labels)}")
+    images = _traversal_images(model, base, dims, values, f)
     labels = list(dim_labels) if dim_labels is not None else [f"$z_{{{j}}}$" for j in dims]
     ax = _new_axes(ax, len(dims), len(values), images.shape[2] / images.shape[3])
     _draw_grid(ax, images, len(values), 2, vrange, labels, [f"{v:.3g}" for v in values.tolist()])
@@ -708,7 +618,7 @@ def plot_latent_traversal(
 def plot_decoded_grid(
     model: nn.Module,
     *,
-    likelihood: LikelihoodLike | None,
+    likelihood: LikelihoodLike | None = "model",
     transform: Transform | None = None,
     n: int = 15,
     span: float | None = None,
@@ -734,8 +644,9 @@ def plot_decoded_grid(
     Parameters
     ----------
     model : VAE, AdaGVAE (or AE with ``latent_dim=``)
-    likelihood : str or None
-        The decoder's observation model (required).
+    likelihood : str, Likelihood, callable or None, default ``'model'``
+        The model's own likelihood by default; another one, or ``None`` for the raw
+        decoder output (see the module docstring).
     transform : callable, optional
     n : int, default 15
         Grid points per axis (``>= 2``).
@@ -766,12 +677,11 @@ def plot_decoded_grid(
             raise ValueError(f"span must be a positive float, got {span!r}")
         coords = torch.linspace(-float(span), float(span), n)
         how = f"[-{span:g}, {span:g}]"
-    f, vrange, shown = _display_transform(likelihood, transform)
+    f, vrange, shown = _display_transform(likelihood, transform, model)
     z = torch.zeros(n, n, dim)
     z[:, :, dims[0]] = coords.view(1, n)
     z[:, :, dims[1]] = coords.flip(0).view(n, 1)  # top row = largest value
-    with _inference(model):
-        images = _as_images(_apply(f, _decode(model, z.reshape(-1, dim))), "decoded grid")
+    images = _as_images(_apply(f, decode(model, z.reshape(-1, dim), raw=True)), "decoded grid")
     ax = _new_axes(ax, n, n, images.shape[2] / images.shape[3])
     fmt = [f"{c:.2g}" for c in coords.tolist()]
     _draw_grid(ax, images, n, 0, vrange, fmt[::-1], fmt)
@@ -783,6 +693,76 @@ def plot_decoded_grid(
 
 
 # ---------------------------------------------------------------------- latent space
+def _points_and_labels(
+    z: Any, labels: Any, method: str, max_points: int, random_state: int
+) -> tuple[np.ndarray, np.ndarray | None, int, str]:
+    """Validated float64 codes and labels, subsampled to ``max_points`` rows.
+
+    Returns ``(points, labels, total, subset_note)``.
+    """
+    if method not in ("pca", "tsne", "none"):
+        raise ValueError(f"method must be 'pca', 'tsne' or 'none', got {method!r}")
+    points = (z.detach().cpu().double().numpy() if isinstance(z, torch.Tensor) else np.asarray(z, dtype=float))
+    if points.ndim != 2 or points.shape[0] < 2:
+        raise ValueError(f"z must have shape [N, D] with N >= 2, got {list(points.shape)}")
+    if not np.isfinite(points).all():
+        raise ValueError("z contains NaN or infinite values")
+    total, dim = points.shape
+    if method == "none" and dim != 2:
+        raise ValueError(f"method='none' needs 2-D codes, got D = {dim}; use 'pca' or 'tsne'")
+    if method != "none" and dim < 2:
+        raise ValueError(f"method={method!r} needs codes with D >= 2, got D = {dim}")
+    if labels is not None:
+        labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        if labels.shape != (total,):
+            raise ValueError(f"labels must have shape [N] = [{total}], got {list(labels.shape)}")
+    max_points = _check_int(max_points, "max_points", 2)
+    if total <= max_points:
+        return points, labels, total, ""
+    keep = np.sort(np.random.default_rng(random_state).choice(total, max_points, replace=False))
+    labels = labels[keep] if labels is not None else None
+    return points[keep], labels, total, f", random {max_points} of {total}"
+
+
+def _project_2d(points: np.ndarray, method: str, random_state: int) -> tuple[np.ndarray, list[str]]:
+    """2-D coordinates of ``points`` and the two axis names."""
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2)
+        xy = pca.fit_transform(points)
+        return xy, [f"PC {k + 1} ({r:.0%} of variance)" for k, r in enumerate(pca.explained_variance_ratio_)]
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, (len(points) - 1) / 3)
+        if perplexity < 1:
+            raise ValueError(f"t-SNE needs at least 4 points, got {len(points)}")
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state)
+        return tsne.fit_transform(points), ["t-SNE 1", "t-SNE 2"]
+    return points, ["$z_{0}$", "$z_{1}$"]
+
+
+def _scatter(ax: Axes, xy: np.ndarray, labels: np.ndarray | None, legend_title: str) -> None:
+    """Points coloured by label: a legend for few categories, a colorbar otherwise."""
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.7)
+        return
+    classes = np.unique(labels)
+    categorical = labels.dtype.kind in "biuUSO"
+    if categorical and len(classes) > _MAX_DISCRETE_LABELS and labels.dtype.kind not in "biu":
+        raise ValueError(f"at most {_MAX_DISCRETE_LABELS} distinct non-numeric labels, got {len(classes)}")
+    if categorical and len(classes) <= _MAX_DISCRETE_LABELS:
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for k, value in enumerate(classes):
+            mask = labels == value
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.7, color=cmap(k), label=str(value))
+        ax.legend(title=legend_title, markerscale=2.5, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels.astype(float), s=6, alpha=0.7, cmap="viridis")
+        ax.figure.colorbar(sc, ax=ax, label=legend_title)
+
+
 def plot_latent_2d(
     z: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray | Sequence | None = None,
@@ -823,199 +803,28 @@ def plot_latent_2d(
     -------
     matplotlib.figure.Figure
     """
-    if method not in ("pca", "tsne", "none"):
-        raise ValueError(f"method must be 'pca', 'tsne' or 'none', got {method!r}")
-    points = (z.detach().cpu().double().numpy() if isinstance(z, torch.Tensor) else np.asarray(z, dtype=float))
-    if points.ndim != 2 or points.shape[0] < 2:
-        raise ValueError(f"z must have shape [N, D] with N >= 2, got {list(points.shape)}")
-    if not np.isfinite(points).all():
-        raise ValueError("z contains NaN or infinite values")
-    total, dim = points.shape
-    if method == "none" and dim != 2:
-        raise ValueError(f"method='none' needs 2-D codes, got D = {dim}; use 'pca' or 'tsne'")
-    if method != "none" and dim < 2:
-        raise ValueError(f"method={method!r} needs codes with D >= 2, got D = {dim}")
-    if labels is not None:
-        labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-        if labels.shape != (total,):
-            raise ValueError(f"labels must have shape [N] = [{total}], got {list(labels.shape)}")
-    max_points = _check_int(max_points, "max_points", 2)
-    subset = ""
-    if total > max_points:
-        keep = np.sort(np.random.default_rng(random_state).choice(total, max_points, replace=False))
-        points = points[keep]
-        labels = labels[keep] if labels is not None else None
-        subset = f", random {max_points} of {total}"
-    if method == "pca":
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=2)
-        xy = pca.fit_transform(points)
-        names = [f"PC {k + 1} ({r:.0%} of variance)" for k, r in enumerate(pca.explained_variance_ratio_)]
-    elif method == "tsne":
-        from sklearn.manifold import TSNE
-
-        perplexity = min(30.0, (len(points) - 1) / 3)
-        if perplexity < 1:
-            raise ValueError(f"t-SNE needs at least 4 points, got {len(points)}")
-        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(points)
-        names = ["t-SNE 1", "t-SNE 2"]
-    else:
-        xy, names = points, ["$z_{0}$", "$z_{1}$"]
+    points, labels, _, subset = _points_and_labels(z, labels, method, max_points, random_state)
+    xy, names = _project_2d(points, method, random_state)
     ax = _new_axes(ax, 5, 6)
-    if labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.7)
-    else:
-        classes = np.unique(labels)
-        categorical = labels.dtype.kind in "biuUSO"
-        if categorical and len(classes) > _MAX_DISCRETE_LABELS and labels.dtype.kind not in "biu":
-            raise ValueError(f"at most {_MAX_DISCRETE_LABELS} distinct non-numeric labels, got {len(classes)}")
-        if categorical and len(classes) <= _MAX_DISCRETE_LABELS:
-            cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-            for k, value in enumerate(classes):
-                mask = labels == value
-                ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.7, color=cmap(k), label=str(value))
-            ax.legend(title=legend_title, markerscale=2.5, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        else:
-            sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels.astype(float), s=6, alpha=0.7, cmap="viridis")
-            ax.figure.colorbar(sc, ax=ax, label=legend_title)
+    _scatter(ax, xy, labels, legend_title)
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     what = {"pca": "PCA", "tsne": "t-SNE", "none": "raw coordinates"}[method]
+    dim = points.shape[1]
     ax.set_title(title if title is not None else f"Latent codes ({what} of {dim}-D z, {len(xy)} points{subset})")
     return ax.figure
 
 
-# ---------------------------------------------------------------------- interactive
-def _png(image: torch.Tensor, vrange: tuple[float, float] | None, scale: int) -> bytes:
-    """PNG bytes of one image ``[C, H, W]``, enlarged by pixel repetition (no blur)."""
-    lo, hi = _value_range(image, vrange)
-    big = image.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-    buf = io.BytesIO()
-    if big.shape[0] == 1:
-        plt.imsave(buf, big[0].numpy(), cmap="gray", vmin=lo, vmax=hi, format="png")
-    else:
-        plt.imsave(buf, ((big - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy(), format="png")
-    return buf.getvalue()
+# ---------------------------------------------------------------------- moved
+def __getattr__(name: str) -> Any:
+    """Names that moved to other modules and stay importable from here.
 
-
-def latent_explorer(
-    model: nn.Module,
-    *,
-    likelihood: LikelihoodLike | None,
-    transform: Transform | None = None,
-    z0: torch.Tensor | None = None,
-    dims: Sequence[int] | None = None,
-    range: tuple[float, float] = (-3.0, 3.0),  # shadows the builtin: use builtins.range below
-    step: float = 0.1,
-    static: bool = False,
-    max_sliders: int = 10,
-    scale: int = 6,
-) -> Any:
-    r"""Sliders over latent coordinates that decode the current code live.
-
-    Built from core ipywidgets only (``FloatSlider``, ``Button``, ``VBox``/``HBox``
-    and an ``Image`` holding PNG bytes), which update reliably in Jupyter and Colab.
-    Each slider move decodes :math:`\hat x = g(z)` in eval mode (the model's flags are
-    restored after every update).
-
-    Parameters
-    ----------
-    model : VAE or AdaGVAE (or AE with a ``z0``)
-    likelihood : str or None
-        The decoder's observation model (required).
-    transform : callable, optional
-    z0 : torch.Tensor, optional
-        Starting code ``[D]`` or ``[1, D]`` (for example ``model.encode(x).mu[0]``);
-        zeros by default.
-    dims : sequence of int, optional
-        Coordinates with a slider; default the first ``min(D, max_sliders)``.
-    range : (float, float), default (-3, 3)
-        Slider limits; coordinates of ``z0`` outside them start at the nearest limit.
-    step : float, default 0.1
-        Slider resolution.
-    static : bool, default False
-        Return a static figure even when ipywidgets is available.
-    max_sliders : int, default 10
-        Cap on the default number of sliders.
-    scale : int, default 6
-        Pixel magnification of the displayed image.
-
-    Returns
-    -------
-    ipywidgets.Widget or matplotlib.figure.Figure
-        The panel; or, when ``static=True`` or ipywidgets cannot be imported (a
-        ``UserWarning`` says so), a traversal figure with one row per slider and
-        seven evenly spaced slider settings per row.
+    ``latent_explorer`` lives in :mod:`autoencoders.explorer`; it is imported lazily
+    because that module is built on this one's helpers (a plain import at the top of
+    either module would be circular).
     """
-    model = _check_model(model)
-    f, vrange, shown = _display_transform(likelihood, transform)
-    lo, hi = (float(v) for v in range)
-    if not lo < hi:
-        raise ValueError(f"range must be (low, high) with low < high, got {range!r}")
-    if not 0 < step <= hi - lo:
-        raise ValueError(f"step must be in (0, {hi - lo}], got {step!r}")
-    scale = _check_int(scale, "scale", 1)
-    if z0 is None:
-        base = torch.zeros(_latent_dim(model))
-    elif isinstance(z0, torch.Tensor) and (z0.dim() == 1 or (z0.dim() == 2 and z0.shape[0] == 1)):
-        base = z0.detach().cpu().float().reshape(-1)
-    else:
-        got = list(z0.shape) if isinstance(z0, torch.Tensor) else type(z0).__name__
-        raise ValueError(f"z0 must be one code [D] or [1, D], got {got}")
-    dim = base.shape[0]
-    dims = _check_dims(dims, dim) if dims is not None else list(builtins.range(min(dim, _check_int(max_sliders, "max_sliders", 1))))
-    widgets = None
-    if not static:
-        try:
-            import ipywidgets as widgets
-        except ImportError:
-            warnings.warn("ipywidgets is not installed; latent_explorer returns a static figure", stacklevel=2)
-    if widgets is None:
-        with _inference(model):
-            values = torch.linspace(lo, hi, 7)
-            images = _traversal_images(model, base, dims, values, f)
-        fig = show_images(
-            images, nrow=len(values), vrange=vrange,
-            row_labels=[f"$z_{{{j}}}$" for j in dims], col_labels=[f"{v:.3g}" for v in values.tolist()],
-        )
-        ax = fig.axes[-1]
-        ax.set_xlabel("slider setting (other coordinates at z0)")
-        ax.set_title(f"Latent explorer, static view\n(shown: {shown})")
-        return fig
+    if name == "latent_explorer":
+        from .explorer import latent_explorer
 
-    def render(code: torch.Tensor) -> bytes:
-        with _inference(model):
-            image = _as_images(_apply(f, _decode(model, code.unsqueeze(0))), "decoded image")[0]
-        return _png(image, vrange, scale)
-
-    sliders = [
-        widgets.FloatSlider(
-            value=min(max(float(base[j]), lo), hi), min=lo, max=hi, step=step,
-            description=f"z_{j}", continuous_update=True, readout_format=".2f",
-        )
-        for j in dims
-    ]
-    image = widgets.Image(format="png")
-    reset = widgets.Button(description="reset to z0")
-
-    def current() -> torch.Tensor:
-        code = base.clone()
-        for j, slider in zip(dims, sliders):
-            code[j] = slider.value
-        return code
-
-    def update(_change: Any = None) -> None:
-        image.value = render(current())
-
-    def on_reset(_button: Any) -> None:
-        for j, slider in zip(dims, sliders):
-            slider.value = min(max(float(base[j]), lo), hi)
-        update()
-
-    for slider in sliders:
-        slider.observe(update, names="value")
-    reset.on_click(on_reset)
-    update()
-    caption = widgets.Label(f"shown: {shown}")
-    return widgets.HBox([widgets.VBox([*sliders, reset]), widgets.VBox([image, caption])])
+        return latent_explorer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import autoencoders.dsprites as dsprites
+import autoencoders.dsprites_file as dsprites_file
 from autoencoders.dsprites import (
     DSPRITES_FILENAME,
     ProceduralSprites,
@@ -375,7 +376,34 @@ def test_load_dsprites_missing_file_without_download(tmp_path):
 
 def test_load_dsprites_failed_download_is_a_clear_error(tmp_path, monkeypatch):
     # Port 9 on localhost refuses at once, standing in for an offline machine.
-    monkeypatch.setattr(dsprites, "DSPRITES_URL", "http://127.0.0.1:9/" + DSPRITES_FILENAME)
+    monkeypatch.setattr(dsprites_file, "DSPRITES_URL", "http://127.0.0.1:9/" + DSPRITES_FILENAME)
     with pytest.raises(FileNotFoundError, match="downloading it failed"):
         load_dsprites(tmp_path, download=True)
     assert not any((tmp_path / "dsprites").glob("*.part"))
+
+
+# --- the facade: autoencoders.dsprites re-exports the split modules -----------------------
+HOME_MODULES = (
+    "autoencoders.factor_images",
+    "autoencoders.procedural_sprites",
+    "autoencoders.dsprites_file",
+    "autoencoders.weak_pairs",
+)
+
+
+def test_facade_reexports_every_public_name_from_its_home_module():
+    import importlib
+
+    homes = {}
+    for modname in HOME_MODULES:
+        module = importlib.import_module(modname)
+        for name in module.__all__:
+            assert name not in homes, f"{name} is exported by {homes[name]} and {modname}"
+            homes[name] = module
+    assert set(dsprites.__all__) == set(homes)
+    for name in dsprites.__all__:
+        namespace = {}
+        exec(f"from autoencoders.dsprites import {name}", namespace)
+        assert namespace[name] is getattr(homes[name], name), name
+        home_of_object = getattr(namespace[name], "__module__", None)
+        assert home_of_object in (None, homes[name].__name__), (name, home_of_object)

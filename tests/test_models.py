@@ -50,8 +50,9 @@ def test_outputs_are_keyword_dataclasses_with_exact_fields():
         VAEOutput: ["x_hat", "z", "mu", "log_var"],
         VAEEncodeOutput: ["z", "mu", "log_var"],
         VAEDecodeOutput: ["x_hat"],
-        AdaGVAEOutput: ["output1", "output2"],
+        AdaGVAEOutput: ["output1", "output2", "shared_mask"],
     }
+    assert AEDecodeOutput is VAEDecodeOutput  # one decode output type for every model
     for cls, names in expected.items():
         assert [f.name for f in dataclasses.fields(cls)] == names
     out = VAEOutput(x_hat=torch.zeros(2, 1, 3), z=torch.zeros(2, 1, 4), mu=torch.zeros(2, 4), log_var=torch.zeros(2, 4))
@@ -409,3 +410,39 @@ def test_iwae_samples_even_in_eval_mode_and_validates_k():
         vae.log_marginal_likelihood(x, K=0)
     with pytest.raises(ValueError, match="batch_size must be a positive int or None, got 0"):
         vae.log_marginal_likelihood(x, K=2, batch_size=0)
+
+
+def test_adagvae_aggregate_hook_makes_ada_ml_vae_a_one_method_subclass(x):
+    """Override aggregate with the product of the two Gaussians (Ada-ML-VAE); the
+    shared dimensions must then carry the precision-weighted posterior, computed here
+    by hand, and the others their own."""
+
+    class AdaMLVAE(AdaGVAE):
+        def aggregate(self, mu1, log_var1, mu2, log_var2):
+            p1, p2 = torch.exp(-log_var1), torch.exp(-log_var2)
+            return (mu1 * p1 + mu2 * p2) / (p1 + p2), -torch.log(p1 + p2)
+
+    model = AdaMLVAE(mlp_vae()).build((x, x.flip(0))).eval()
+    out = model((x, x.flip(0)))
+    mu1, lv1 = model.vae.posterior(x)
+    mu2, lv2 = model.vae.posterior(x.flip(0))
+    prec = 1 / lv1.exp() + 1 / lv2.exp()
+    mu_ml = (mu1 / lv1.exp() + mu2 / lv2.exp()) / prec
+    shared = out.shared_mask
+    assert shared is not None and shared.dtype == torch.bool
+    torch.testing.assert_close(out.output1.mu, torch.where(shared, mu_ml, mu1))
+    torch.testing.assert_close(out.output1.log_var, torch.where(shared, -torch.log(prec), lv1))
+
+
+def test_adagvae_builds_from_one_tensor_as_in_the_seed_api(x):
+    vae = mlp_vae()
+    model = AdaGVAE(vae=vae)
+    assert model.build(x) is model and vae.unbuilt_modules() == []
+    out = model((x, x))
+    assert out.output1.x_hat.shape == (x.shape[0], 1, *x.shape[1:])
+
+
+def test_split_pair_is_public_and_checks(x):
+    assert all(t is x for t in AdaGVAE.split_pair((x, x)))
+    with pytest.raises(TypeError, match="pair"):
+        AdaGVAE.split_pair(x)

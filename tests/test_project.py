@@ -320,3 +320,14 @@ def test_readme_quick_start_runs(mnist_root: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, f"README quick start failed:\n{result.stdout}\n{result.stderr[-3000:]}"
     assert "elbo" in result.stdout, f"the quick start should print its diagnostics, got {result.stdout!r}"
+
+
+def test_api_page_documents_every_module() -> None:
+    """Every module of the package has its own section on the API page, in the order
+    the page's comment asks for, so a new module cannot go undocumented."""
+    api = (BOOK / "api.md").read_text()
+    documented = re.findall(r"\.\. automodule:: autoencoders\.(\w+)", api)
+    modules = sorted(p.stem for p in (REPO / "autoencoders").glob("*.py") if p.stem != "__init__")
+    assert sorted(documented) == modules, set(modules) ^ set(documented)
+    order = re.search(r"Keep the module order: (.*?)\. A new module", api, re.S).group(1)
+    assert [m.strip() for m in order.split(",")] == documented

@@ -204,8 +204,8 @@ def test_fit_trains_an_ae(mnist):
     )
     ll = history.train["log_likelihood"]
     assert len(ll) == 3 and ll[2] > ll[0] + 100.0, ll
-    assert set(history.eval) == {"eval_log_likelihood"}
-    assert history.eval["eval_log_likelihood"][-1] > history.eval["eval_log_likelihood"][0]
+    assert set(history.eval) == {"log_likelihood"}  # the same names as in train
+    assert history.eval["log_likelihood"][-1] > history.eval["log_likelihood"][0]
 
 
 def test_fit_trains_adagvae_on_pairs(mnist):
@@ -223,7 +223,7 @@ def test_fit_trains_adagvae_on_pairs(mnist):
     )
     keys = {"elbo", "log_likelihood_x1", "log_likelihood_x2", "kl_divergence_x1", "kl_divergence_x2", "shared_dims"}
     assert set(history.train) == keys
-    assert set(history.eval) == {f"eval_{k}" for k in keys}
+    assert set(history.eval) == set(keys)
     assert history.train["elbo"][1] > history.train["elbo"][0] + 50.0
     assert model.vae.unbuilt_modules() == []
 
@@ -361,7 +361,7 @@ def test_fit_rejects_bad_schedulers():
     ("kwargs", "error", "match"),
     [
         ({"epochs": 0}, ValueError, "epochs must be an int >= 1, got 0"),
-        ({"epochs": 2.5}, ValueError, "epochs must be an int"),
+        ({"epochs": 2.5}, TypeError, "epochs must be an int"),
         ({"epochs": 1, "loss_kwargs": {"bta": 1.0}}, ValueError, r"unknown loss_kwargs \['bta'\]"),
         ({"epochs": 1, "lr": -1.0}, ValueError, "lr must be a finite number > 0"),
         ({"epochs": 1, "grad_clip": 0.0}, ValueError, "grad_clip"),
@@ -491,7 +491,7 @@ def test_evaluate_ae_ignores_sample_and_rejects_S(mnist):
 def make_history() -> History:
     return History(
         train={"elbo": [-200.0, -150.0, -120.0], "kl_divergence": [5.0, 8.0, 9.0]},
-        eval={"eval_elbo": [-190.0, -155.0, -125.0]},
+        eval={"elbo": [-190.0, -155.0, -125.0]},
         epoch_time=[1.0, 1.1, 1.2],
         steps=30,
     )
@@ -516,6 +516,7 @@ def test_history_plot_draws_train_solid_and_eval_dashed():
 def test_history_table_and_last():
     history = make_history()
     assert history.last("elbo") == -120.0 and history.last("eval_elbo") == -125.0
+    assert history.last("elbo", split="eval") == -125.0
     with pytest.raises(KeyError, match="recorded names"):
         history.last("loss")
     table = history.as_table().splitlines()
@@ -606,3 +607,29 @@ def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkey
     assert os.listdir(tmp_path) == ["model.pt"]
     assert path.read_bytes() == good
     assert load_checkpoint(path, make_vae(seed=1)) == {"epoch": 1}
+
+
+def test_device_none_means_get_device_and_evaluate_moves_the_model_back(monkeypatch):
+    """One device policy: device=None asks get_device (AUTOENCODERS_DEVICE, else CUDA),
+    not the model. A sentinel device 'cpu:0' (a CPU, but unequal to 'cpu') makes the
+    moves visible on a machine without a GPU."""
+    import autoencoders.train as train_module
+
+    sentinel = torch.device("cpu", 0)
+    asked = []
+    monkeypatch.setattr(train_module, "get_device", lambda d=None: asked.append(d) or sentinel)
+    model = make_vae()
+    moves = []
+    original_to = model.to
+
+    def recording_to(*args, **kwargs):
+        moves.append(torch.device(args[0]) if args else kwargs.get("device"))
+        return original_to(*args, **kwargs)
+
+    model.to = recording_to
+    fit(model, [torch.rand(4, 1, 28, 28)], epochs=1, progress=False)
+    assert asked == [None] and moves == [sentinel]  # an unbuilt lazy model goes there too
+    asked.clear(), moves.clear()
+    evaluate(model, torch.rand(4, 1, 28, 28))
+    assert asked == [None]
+    assert moves == [sentinel, torch.device("cpu")]  # there and back to where it was

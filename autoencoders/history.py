@@ -31,6 +31,9 @@ class History:
         Wall-clock seconds of each epoch's training pass (evaluation excluded).
     steps : int
         Optimizer steps taken.
+    device : str or None
+        Where :func:`~autoencoders.train.fit` trained (``'cpu'``, ``'cuda:0'``), so
+        that a run on the wrong device can be noticed and tested.
 
     :meth:`last` reads ``train`` by default; ``last(name, split='eval')`` (or the
     name with an ``eval_`` prefix) reads ``eval``.
@@ -40,6 +43,7 @@ class History:
     eval: dict[str, list[float]] = field(default_factory=dict)
     epoch_time: list[float] = field(default_factory=list)
     steps: int = 0
+    device: str | None = None
 
     def __len__(self) -> int:
         """Number of completed epochs."""

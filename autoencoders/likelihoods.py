@@ -42,6 +42,7 @@ __all__ = [
     "available_likelihoods",
     "resolve_likelihood",
     "log_likelihood",
+    "log_likelihood_sum",
     "log_normalizer",
     "distribution_mean",
     "validate_target",
@@ -75,6 +76,12 @@ class Likelihood:
         Closed interval the targets must lie in; ``None`` for any finite value.
     label : str, default ""
         How the displayed image relates to ``x_hat``, used in figure captions.
+    log_prob_sum : callable, optional
+        ``log_prob_sum(x, x_hat) -> scalar``: the sum of ``log_prob`` over all
+        elements, computed by a fused kernel (for example
+        ``binary_cross_entropy_with_logits(..., reduction="sum")``). Training only
+        needs this sum, so a fused one saves a pass over the batch; without it the
+        elementwise values are summed.
     """
 
     name: str
@@ -83,12 +90,15 @@ class Likelihood:
     log_normalizer: float = 0.0
     support: tuple[float, float] | None = None
     label: str = ""
+    log_prob_sum: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise TypeError(f"Likelihood name must be a non-empty str, got {self.name!r}")
         if not callable(self.log_prob):
             raise TypeError(f"log_prob must be callable f(x, x_hat), got {self.log_prob!r}")
+        if self.log_prob_sum is not None and not callable(self.log_prob_sum):
+            raise TypeError(f"log_prob_sum must be callable f(x, x_hat) or None, got {self.log_prob_sum!r}")
         if self.mean is not None and not callable(self.mean):
             raise TypeError(f"mean must be callable f(x_hat) or None, got {self.mean!r}")
         if self.support is not None and not (
@@ -317,6 +327,29 @@ def log_likelihood(
     return out
 
 
+def log_likelihood_sum(
+    x: torch.Tensor, x_hat: torch.Tensor, likelihood: LikelihoodLike, *, validate: bool = True
+) -> torch.Tensor:
+    r"""Total log-likelihood :math:`\sum_i \log p(x_i \mid \hat x_i)` over all elements,
+    a scalar.
+
+    Equal to ``log_likelihood(x, x_hat, likelihood).sum()``, but uses the entry's fused
+    ``log_prob_sum`` when it has one (the built-in Gaussian, Bernoulli and Laplace do),
+    which is what a training step needs. Arguments and errors are those of
+    :func:`log_likelihood`.
+    """
+    entry = get_likelihood(likelihood)
+    if entry.log_prob_sum is None or not isinstance(x, torch.Tensor) or not isinstance(x_hat, torch.Tensor):
+        return log_likelihood(x, x_hat, entry, validate=validate).sum()
+    if x.shape != x_hat.shape or not x.is_floating_point() or not x_hat.is_floating_point():
+        return log_likelihood(x, x_hat, entry, validate=validate).sum()  # raises the same errors
+    if not isinstance(validate, bool):
+        raise TypeError(f"validate must be True or False, got {validate!r}")
+    if validate:
+        validate_target(x, entry)
+    return entry.log_prob_sum(x, x_hat)
+
+
 def log_normalizer(likelihood: LikelihoodLike) -> float:
     r"""Per-element constant that :func:`log_likelihood` leaves out.
 
@@ -401,13 +434,25 @@ def _identity(x_hat: torch.Tensor) -> torch.Tensor:
     return x_hat
 
 
+def _gaussian_sum(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    return -0.5 * F.mse_loss(x_hat, x, reduction="sum")
+
+
+def _bernoulli_sum(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    return -F.binary_cross_entropy_with_logits(x_hat, x, reduction="sum")
+
+
+def _laplace_sum(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    return -F.l1_loss(x_hat, x, reduction="sum") - _LOG2 * x.numel()
+
+
 for _entry in (
-    Likelihood("gaussian", _gaussian, _identity, -_HALF_LOG_2PI, None, "Gaussian mean x̂"),
-    Likelihood("bernoulli", _bernoulli, torch.sigmoid, 0.0, (0.0, 1.0), "sigmoid(x̂)"),
+    Likelihood("gaussian", _gaussian, _identity, -_HALF_LOG_2PI, None, "Gaussian mean x̂", _gaussian_sum),
+    Likelihood("bernoulli", _bernoulli, torch.sigmoid, 0.0, (0.0, 1.0), "sigmoid(x̂)", _bernoulli_sum),
     Likelihood(
         "continuous_bernoulli", _continuous_bernoulli, _continuous_bernoulli_mean, 0.0, (0.0, 1.0),
         "continuous-Bernoulli mean of x̂",
     ),
-    Likelihood("laplace", _laplace, _identity, 0.0, None, "Laplace location x̂"),
+    Likelihood("laplace", _laplace, _identity, 0.0, None, "Laplace location x̂", _laplace_sum),
 ):
     register_likelihood(_entry)

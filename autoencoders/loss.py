@@ -23,6 +23,7 @@ from .likelihoods import LikelihoodType as LikelihoodType
 from .likelihoods import _target_problem, get_likelihood
 from .likelihoods import distribution_mean as distribution_mean
 from .likelihoods import log_likelihood as log_likelihood
+from .likelihoods import log_likelihood_sum as log_likelihood_sum
 from .likelihoods import log_normalizer as log_normalizer
 from .likelihoods import resolve_likelihood as resolve_likelihood
 from .likelihoods import validate_target as validate_target

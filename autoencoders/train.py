@@ -627,6 +627,7 @@ class _Run:
             max_steps=None if max_steps is None else int(max_steps),
             max_seconds=None if max_seconds is None else float(max_seconds),
             bar=_progress_bar(train, epochs, max_steps) if progress else None,
+            history=History(device=str(dev)),
         )
 
     def _out_of_time(self, start: float) -> bool:

@@ -26,7 +26,7 @@ from ._base import (
     check_input_shape,
     check_tensor,
 )
-from .loss import LikelihoodLike, LossResult, float_diagnostics, log_likelihood
+from .loss import LikelihoodLike, LossResult, float_diagnostics, log_likelihood_sum
 
 __all__ = ["AE", "AEOutput", "AEEncodeOutput", "AEDecodeOutput", "check_reconstruction_shape"]
 
@@ -142,6 +142,6 @@ class AE(BaseAutoencoder):
         check_tensor(x, "x")
         check_reconstruction_shape(x, output.x_hat, tuple(x.shape), "x.shape")
         likelihood = self.resolve_likelihood(likelihood)
-        ll = log_likelihood(x, output.x_hat, likelihood, validate=False).flatten(1).sum(1).mean()
+        ll = log_likelihood_sum(x, output.x_hat, likelihood, validate=False) / x.shape[0]
         diagnostics = float_diagnostics({"log_likelihood": ll}, targets={"x": (x, likelihood)})
         return LossResult(objective=-ll, diagnostics=diagnostics)

@@ -39,6 +39,7 @@ from .loss import (
     float_diagnostics,
     kl_divergence_diag_gaussian,
     log_likelihood,
+    log_likelihood_sum,
     log_normal_diag,
     log_normalizer,
     validate_target,
@@ -353,15 +354,16 @@ class VAE(BaseAutoencoder):
         S = x_hat.shape[1] if x_hat.dim() >= 2 else 0
         check_reconstruction_shape(x, x_hat, (x.shape[0], S, *x.shape[1:]), "[B, S, *x.shape[1:]]")
         target = x.unsqueeze(1).expand_as(x_hat)
-        ll = log_likelihood(target, x_hat, likelihood, validate=False).flatten(2).sum(2).mean(1)  # [B]
+        # only the batch means enter the objective and the diagnostics, so the
+        # log-likelihood is summed in one fused pass: sum over B, S and pixels / (B S)
+        ll = log_likelihood_sum(target, x_hat, likelihood, validate=False) / (x.shape[0] * S)
         kl_dims = kl_divergence_diag_gaussian(output.mu, output.log_var, reduce_sum=False)
-        kl = kl_dims.sum(1)  # [B]
         if free_bits > 0:
             kl_term = torch.maximum(kl_dims.mean(0), kl_dims.new_tensor(free_bits)).sum()
-            objective = -(ll.mean() - beta * kl_term)
         else:
-            objective = -(ll - beta * kl).mean()
-        return objective, ll.mean(), kl.mean()
+            kl_term = kl_dims.sum() / x.shape[0]
+        kl = kl_term if free_bits == 0 else kl_dims.sum() / x.shape[0]
+        return -(ll - beta * kl_term), ll, kl
 
     def log_marginal_likelihood(
         self,

@@ -139,3 +139,20 @@ def test_log_normal_diag_matches_torch_distributions():
     torch.testing.assert_close(log_normal_diag(z, mu, log_var), ref)
     with pytest.raises(TypeError, match="log_var"):
         log_normal_diag(z, mu, None)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "bernoulli", "continuous_bernoulli", "laplace"])
+def test_fused_sums_match_torch_distributions(kind):
+    from autoencoders.likelihoods import log_likelihood_sum
+
+    x = torch.rand(4, 1, 5, 5, dtype=torch.float64)
+    x_hat = torch.randn(4, 1, 5, 5, dtype=torch.float64)
+    ref = {
+        "gaussian": D.Normal(x_hat, 1.0).log_prob(x) + 0.5 * math.log(2 * math.pi),
+        "bernoulli": D.Bernoulli(logits=x_hat, validate_args=False).log_prob(x),
+        "continuous_bernoulli": D.ContinuousBernoulli(logits=x_hat).log_prob(x),
+        "laplace": D.Laplace(x_hat, 1.0).log_prob(x),
+    }[kind].sum()
+    torch.testing.assert_close(log_likelihood_sum(x, x_hat, kind), ref)
+    with pytest.raises(ValueError, match="shape"):
+        log_likelihood_sum(x, x_hat[:2], kind)

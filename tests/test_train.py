@@ -633,3 +633,8 @@ def test_device_none_means_get_device_and_evaluate_moves_the_model_back(monkeypa
     evaluate(model, torch.rand(4, 1, 28, 28))
     assert asked == [None]
     assert moves == [sentinel, torch.device("cpu")]  # there and back to where it was
+
+
+def test_history_records_the_training_device():
+    history = fit(make_vae(), [torch.rand(4, 1, 28, 28)], epochs=1, progress=False, device="cpu")
+    assert history.device == "cpu"

@@ -1,7 +1,9 @@
-r"""Training helpers: :func:`fit`, :func:`evaluate` and KL schedules.
+r"""Training helpers: :func:`fit` and :func:`evaluate`.
 
-:func:`save_checkpoint` and :func:`load_checkpoint` live in
-:mod:`autoencoders.checkpoint` and are importable from here too.
+The checkpoint helpers (:func:`~autoencoders.checkpoint.save_checkpoint` and
+:func:`~autoencoders.checkpoint.load_checkpoint`) and the KL schedules live in
+:mod:`autoencoders.checkpoint` and :mod:`autoencoders.schedules`, and are importable
+from here too.
 
 A notebook cell that trains a model reads like the idea it teaches::
 
@@ -372,7 +374,7 @@ def fit(
     max_steps: int | None = None,
     max_seconds: float | None = None,
 ) -> History:
-    r"""Train a model with its own ``compute_loss`` and return the :class:`History`.
+    r"""Train a model with its own ``compute_loss`` and return the :class:`~autoencoders.history.History`.
 
     Each step runs the package's rhythm::
 
@@ -385,7 +387,7 @@ def fit(
         # (the norm is clipped to grad_clip if given)
         optimizer.step()
 
-    The running numbers (progress bar, :class:`History`) come from
+    The running numbers (progress bar, :class:`~autoencoders.history.History`) come from
     ``res.diagnostics``, which ``compute_loss`` has already converted to Python floats
     (the models' one synchronisation per step, which also validates the batch). ``fit``
     adds one more: reading the objective and the global gradient norm before the
@@ -394,7 +396,7 @@ def fit(
     **Lazy layers.** If the model still has unbuilt lazy modules, ``fit`` calls
     ``model.build(x)`` with the first training batch before creating the optimizer,
     and records the input shape in ``model._build_input_shape`` so that
-    :func:`save_checkpoint` can store it.
+    :func:`~autoencoders.checkpoint.save_checkpoint` can store it.
 
     Parameters
     ----------
@@ -425,10 +427,12 @@ def fit(
     beta_schedule : callable, optional
         ``step -> beta``, called with the global step (``0, 1, ...``, restarting at
         every call of ``fit``); overrides ``loss_kwargs['beta']``. See
-        :func:`linear_warmup` and :func:`cyclical`.
+        :func:`~autoencoders.schedules.linear_warmup` and
+        :func:`~autoencoders.schedules.cyclical`.
     eval_data : torch.Tensor or iterable of batches, optional
         Evaluated with :func:`evaluate` (``sample=True``, the same ``loss_kwargs``)
-        after every epoch and stored in ``history.eval`` with the prefix ``eval_``.
+        after every epoch and stored in ``history.eval`` under the same names as the
+        training diagnostics (``history.eval["elbo"]``).
     device : str or torch.device, optional
         Default: :func:`~autoencoders.utils.get_device` (``AUTOENCODERS_DEVICE``,
         else CUDA when available). The model is moved there and stays there.
@@ -724,7 +728,7 @@ class _Run:
 
 
 def _build_with(model: nn.Module, x: Any, paired: bool) -> None:
-    """Build lazy layers with ``x`` and record its shape for :func:`save_checkpoint`."""
+    """Build lazy layers with ``x`` and record its shape for checkpoints."""
     sample = x[0] if paired else x
     unbuilt = getattr(model, "unbuilt_modules", lambda: [])()
     if unbuilt:

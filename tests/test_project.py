@@ -8,6 +8,7 @@ and must end with exercises. The environment files and the README must agree wit
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -331,3 +332,38 @@ def test_api_page_documents_every_module() -> None:
     assert sorted(documented) == modules, set(modules) ^ set(documented)
     order = re.search(r"Keep the module order: (.*?)\. A new module", api, re.S).group(1)
     assert [m.strip() for m in order.split(",")] == documented
+
+
+def _code_sources(path: Path) -> list[str]:
+    nb = json.loads(path.read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapters_import_their_helpers_instead_of_defining_them(path: Path) -> None:
+    """Chapters 1-7 define at most two top-level functions or classes: shared helpers
+    live in the package (autoencoders.recipes, autoencoders.inference, ...). Chapters
+    8-9 teach how to write models, so they may define the models they teach."""
+    import ast
+
+    if int(path.stem[:2]) >= 8:
+        pytest.skip("chapters 8-9 define the models they teach")
+    defs = []
+    for source in _code_sources(path):
+        lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        tree = ast.parse("\n".join(lines))
+        defs += [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+    assert len(defs) <= 2, f"{path.name} defines {len(defs)} top-level helpers: {defs}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_private_package_member_is_used_in_the_book(path: Path) -> None:
+    """The book uses the public API only: no ``obj._name`` of a package object.
+
+    ``_encode`` and ``_decode`` are the documented hooks that a subclass of
+    ``BaseAutoencoder`` implements (chapters 8-9 teach exactly that), so calling them
+    on ``self`` is part of the subclass API."""
+    private = re.compile(r"\.(_[a-z]\w*)")
+    allowed = {"_encode", "_decode"}
+    found = sorted({m for source in _code_sources(path) for m in private.findall(source)} - allowed)
+    assert not found, f"{path.name} uses private members {found}"

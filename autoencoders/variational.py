@@ -560,7 +560,7 @@ class AdaGVAE(BaseAutoencoder):
         S = _check_samples(S)
         mu1, lv1 = self.vae.posterior(x1)
         mu2, lv2 = self.vae.posterior(x2)
-        _, _, shared = adaptive_shared_mask(mu1, lv1, mu2, lv2)
+        shared = self.select_shared(mu1, lv1, mu2, lv2)
         mu_agg, lv_agg = self.aggregate(mu1, lv1, mu2, lv2)
         outputs = []
         for mu, lv in ((mu1, lv1), (mu2, lv2)):
@@ -569,6 +569,24 @@ class AdaGVAE(BaseAutoencoder):
             z = self.vae.latent_samples(mu_a, lv_a, S, sample)
             outputs.append(VAEOutput(x_hat=self.vae._decode(z).x_hat, z=z, mu=mu_a, log_var=lv_a))
         return AdaGVAEOutput(output1=outputs[0], output2=outputs[1], shared_mask=shared)
+
+    def select_shared(
+        self, mu1: torch.Tensor, log_var1: torch.Tensor, mu2: torch.Tensor, log_var2: torch.Tensor
+    ) -> torch.Tensor:
+        r"""Which latent dimensions the two views share: a bool mask ``[B, D_z]``.
+
+        Ada-GVAE's rule is :func:`adaptive_shared_mask`: a dimension is shared when its
+        :math:`\delta_j = \mathrm{KL}(q_1 \| q_2)` is below the midpoint of the
+        smallest and largest :math:`\delta` of the pair. Override this one method to
+        change the rule, for example to keep the :math:`k` dimensions with the largest
+        :math:`\delta_j` separate when :math:`k` is known.
+
+        Parameters
+        ----------
+        mu1, log_var1, mu2, log_var2 : torch.Tensor
+            Posterior parameters of the two views, ``[B, D_z]``.
+        """
+        return adaptive_shared_mask(mu1, log_var1, mu2, log_var2)[2]
 
     def aggregate(
         self, mu1: torch.Tensor, log_var1: torch.Tensor, mu2: torch.Tensor, log_var2: torch.Tensor

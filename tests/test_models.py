@@ -10,7 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from autoencoders import AE, VAE, AdaGVAE, AdaGVAEOutput, AEOutput, VAEOutput
+from autoencoders import (
+    AE,
+    VAE,
+    AdaGVAE,
+    AdaGVAEOutput,
+    AEOutput,
+    VAEOutput,
+    kl_divergence_diag_gaussian,
+)
 from autoencoders.variational import VAEDecodeOutput, VAEEncodeOutput, adaptive_shared_mask
 
 IMG = (1, 6, 6)
@@ -446,3 +454,26 @@ def test_split_pair_is_public_and_checks(x):
     assert all(t is x for t in AdaGVAE.split_pair((x, x)))
     with pytest.raises(TypeError, match="pair"):
         AdaGVAE.split_pair(x)
+
+
+def test_adagvae_select_shared_hook_gives_known_k_in_one_method(x):
+    """Known k (Locatello et al. 2020): keep the k dimensions with the largest KL
+    between the two posteriors separate. The mask is recomputed by hand."""
+
+    class KnownK(AdaGVAE):
+        def select_shared(self, mu1, log_var1, mu2, log_var2):
+            delta = kl_divergence_diag_gaussian(mu1, log_var1, mu2, log_var2, reduce_sum=False)
+            top = delta.topk(1, dim=1).indices
+            return torch.ones_like(delta, dtype=torch.bool).scatter(1, top, False)
+
+    model = KnownK(mlp_vae()).build(x).eval()
+    out = model((x, x.flip(0)))
+    mu1, lv1 = model.vae.posterior(x)
+    mu2, lv2 = model.vae.posterior(x.flip(0))
+    q1 = torch.distributions.Normal(mu1, torch.exp(0.5 * lv1))
+    q2 = torch.distributions.Normal(mu2, torch.exp(0.5 * lv2))
+    largest = torch.distributions.kl_divergence(q1, q2).argmax(1)
+    expected = torch.ones_like(mu1, dtype=torch.bool)
+    expected[torch.arange(x.shape[0]), largest] = False
+    assert torch.equal(out.shared_mask, expected)
+    assert (out.shared_mask.sum(1) == model.latent_dim - 1).all()

@@ -16,7 +16,8 @@ each recipe and write a variant.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,12 +45,26 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------- models
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Draw initial weights from ``torch.manual_seed(seed)`` inside a forked generator
+    state, so the caller's random streams do not move (no-op for ``None``)."""
+    if seed is None:
+        yield
+        return
+    seed = _check_positive(seed, "seed", integer=True, allow_zero=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def mlp_ae(
     latent_dim: int,
     *,
     hidden: Sequence[int] = (400,),
     likelihood: LikelihoodLike = "gaussian",
     in_shape: tuple[int, ...] = (1, 28, 28),
+    seed: int | None = None,
 ) -> AE:
     r"""The book's MLP autoencoder: :math:`784 \to 400 \to D \to 400 \to 784` by default.
 
@@ -66,13 +81,18 @@ def mlp_ae(
         Stored on the model (:attr:`~autoencoders.vanilla.AE.likelihood`).
     in_shape : tuple of int, default (1, 28, 28)
         Shape of one input image.
+    seed : int, optional
+        Seed of the initial weights. They are drawn from a private generator state,
+        so the global random streams are left as they were; ``None`` draws them from
+        the global stream as ``torch.nn`` layers do.
     """
     hidden = tuple(hidden)
-    return AE(
-        MLPEncoder(in_shape=in_shape, hidden=hidden, latent_dim=latent_dim),
-        MLPDecoder(latent_dim, out_shape=in_shape, hidden=hidden[::-1]),
-        likelihood=likelihood,
-    )
+    with _seeded(seed):
+        return AE(
+            MLPEncoder(in_shape=in_shape, hidden=hidden, latent_dim=latent_dim),
+            MLPDecoder(latent_dim, out_shape=in_shape, hidden=hidden[::-1]),
+            likelihood=likelihood,
+        )
 
 
 def mlp_vae(
@@ -81,22 +101,28 @@ def mlp_vae(
     hidden: Sequence[int] = (400,),
     likelihood: LikelihoodLike = "gaussian",
     in_shape: tuple[int, ...] = (1, 28, 28),
+    seed: int | None = None,
 ) -> VAE:
     r"""The book's MLP VAE: the encoder's last hidden layer feeds the
     :math:`\mu` and :math:`\log\sigma^2` heads, and the decoder mirrors the encoder.
 
-    Parameters are those of :func:`mlp_ae`; the model is lazy until its first batch
-    (:meth:`~autoencoders._base.BaseAutoencoder.build` or :func:`train`).
+    Parameters are those of :func:`mlp_ae`. The posterior heads are lazy until the
+    first batch (:meth:`~autoencoders._base.BaseAutoencoder.build` or :func:`train`);
+    with ``seed`` they are materialised at once, so every weight is seeded.
     """
     hidden = tuple(hidden)
     if not hidden:
         raise ValueError("hidden must have at least one layer for a VAE (the heads need features), got ()")
-    return VAE(
-        MLPEncoder(in_shape=in_shape, hidden=hidden),
-        MLPDecoder(latent_dim, out_shape=in_shape, hidden=hidden[::-1]),
-        latent_dim,
-        likelihood=likelihood,
-    )
+    with _seeded(seed):
+        model = VAE(
+            MLPEncoder(in_shape=in_shape, hidden=hidden),
+            MLPDecoder(latent_dim, out_shape=in_shape, hidden=hidden[::-1]),
+            latent_dim,
+            likelihood=likelihood,
+        )
+        if seed is not None:
+            model.build(torch.zeros(1, *in_shape))
+    return model
 
 
 def conv_vae64(
@@ -104,19 +130,25 @@ def conv_vae64(
     *,
     likelihood: LikelihoodLike = "bernoulli",
     activation: type[nn.Module] = nn.LeakyReLU,
+    seed: int | None = None,
 ) -> VAE:
     """The convolutional VAE of disentanglement_lib for 64 x 64 sprites (chapters 6-7).
 
     :class:`~autoencoders.nets.ConvEncoder64` and
     :class:`~autoencoders.nets.ConvDecoder64` with leaky ReLUs (chapter 6 explains the
-    choice) and the Bernoulli likelihood.
+    choice) and the Bernoulli likelihood. ``seed`` seeds every initial weight (the
+    model is then built at once), as in :func:`mlp_vae`.
     """
-    return VAE(
-        ConvEncoder64(activation=activation),
-        ConvDecoder64(latent_dim, activation=activation),
-        latent_dim,
-        likelihood=likelihood,
-    )
+    with _seeded(seed):
+        model = VAE(
+            ConvEncoder64(activation=activation),
+            ConvDecoder64(latent_dim, activation=activation),
+            latent_dim,
+            likelihood=likelihood,
+        )
+        if seed is not None:
+            model.build(torch.zeros(1, 1, 64, 64))
+    return model
 
 
 # ----------------------------------------------------------------------------- training
@@ -135,6 +167,10 @@ def train(
     The ritual every chapter repeats, in one call: :func:`seed_everything` (so the
     run is reproducible), a shuffling :class:`~autoencoders.data.TensorLoader` drawn
     from the seeded generator when ``data`` is a tensor, then ``fit``.
+
+    ``seed`` controls the batches and everything drawn during training; the initial
+    weights are the model's own (pass ``seed=`` to :func:`mlp_vae` and friends to
+    seed them too).
 
     Parameters
     ----------

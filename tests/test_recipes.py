@@ -72,3 +72,18 @@ def test_traversal_labels_order_by_kl_and_name_factors():
     assert labels == ["z1: shape\nKL 2.00", "z2: x\nKL 0.70", "z0: unused\nKL 0.05"]
     with pytest.raises(ValueError, match="one entry per latent dimension"):
         traversal_labels(torch.ones(2), [0], ["a"])
+
+
+def test_factory_seed_fixes_every_weight_and_leaves_the_global_stream_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = mlp_vae(4, hidden=(16,), seed=5)
+    assert torch.equal(torch.rand(3), expected_next)  # the global stream did not move
+    b = mlp_vae(4, hidden=(16,), seed=5)
+    c = mlp_vae(4, hidden=(16,), seed=6)
+    assert a.unbuilt_modules() == []  # the heads are materialised, so they are seeded too
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True))
+    assert all(torch.equal(p, q) for p, q in zip(mlp_ae(3, seed=1).parameters(), mlp_ae(3, seed=1).parameters(), strict=True))

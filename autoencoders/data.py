@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from autoencoders.utils import data_root, get_device
+from autoencoders.utils import _renamed, data_root, get_device, torch_rng
 
 __all__ = [
     "MNISTData",
@@ -237,7 +237,8 @@ def load_mnist(
     binarize: bool = False,
     download: bool = True,
     device: str | torch.device | None = None,
-    seed: int = 0,
+    rng: int | torch.Generator = 0,
+    seed: int | None = None,
 ) -> MNISTData:
     r"""Load an MNIST split as in-memory tensors through ``torchvision.datasets.MNIST``.
 
@@ -253,8 +254,8 @@ def load_mnist(
         \tilde x_{ij} \sim \operatorname{Bernoulli}(x_{ij}), \qquad
         \mathbb{E}[\tilde x_{ij}] = x_{ij},
 
-    drawn from ``torch.Generator().manual_seed(seed)`` on the CPU, so that the same seed
-    gives the same copy on every device. Pixels of intensity 0 stay 0 and pixels of
+    drawn on the CPU from ``rng`` (an int is a seed), so that the same seed gives the
+    same copy on every device. Pixels of intensity 0 stay 0 and pixels of
     intensity 1 stay 1. For a fresh binarization every epoch, load the grey-level data
     and call ``torch.bernoulli`` on each batch instead.
 
@@ -275,8 +276,9 @@ def load_mnist(
     device : str or torch.device, optional
         Where to put the tensors (validated by :func:`autoencoders.utils.get_device`).
         ``None`` keeps them on the CPU.
-    seed : int, default 0
-        Seed of the binarization; ignored when ``binarize=False``.
+    rng : int or torch.Generator, default 0
+        Source of the binarization (an int is a seed); ignored when
+        ``binarize=False``. ``seed=`` is its earlier name.
 
     Returns
     -------
@@ -291,7 +293,7 @@ def load_mnist(
         message names the root searched and how to provide the files; the original
         error is chained.
     ValueError
-        On an argument of the wrong type (e.g. a negative ``seed``); on a raw file of
+        On an argument of the wrong value (e.g. a negative ``rng`` seed); on a raw file of
         the split that is corrupt or truncated (wrong magic number, or a size other than
         its header implies: ``16 + N * 28 * 28`` bytes for images, ``8 + N`` for labels;
         the message names the file and both sizes); or on an image file whose count
@@ -300,8 +302,9 @@ def load_mnist(
     for name, value in (("train", train), ("binarize", binarize), ("download", download)):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be a bool, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    gen = torch_rng(_renamed(None if rng == 0 and seed is not None else rng, seed, "rng", "seed"))
+    if gen is None or gen.device.type != "cpu":
+        raise ValueError(f"rng must be a seed or a CPU torch.Generator, got {rng!r}")
     target = get_device(device) if device is not None else torch.device("cpu")
     root_path = data_root(root)
 
@@ -314,7 +317,6 @@ def load_mnist(
     images = dataset.data.unsqueeze(1).to(torch.float32).div_(255.0)
     labels = dataset.targets.to(torch.int64)
     if binarize:
-        gen = torch.Generator().manual_seed(int(seed))
         images = torch.bernoulli(images, generator=gen)
     return MNISTData(
         images=images.to(target),
@@ -344,11 +346,12 @@ class TensorLoader:
         Draw a new permutation every epoch.
     drop_last : bool, default False
         Drop the last batch when it has fewer than ``B`` rows.
-    generator : torch.Generator, optional
-        Source of the permutations; makes the epoch order reproducible. The permutation
-        is drawn on the generator's device and then moved to the tensors' device, so a
-        CPU generator also drives GPU tensors and gives the same order on every device.
-        Without a generator, torch's global RNG of the tensors' device is used.
+    rng : int or torch.Generator, optional
+        Source of the permutations (an int is a seed); makes the epoch order
+        reproducible. The permutation is drawn on the generator's device and then
+        moved to the tensors' device, so a CPU generator also drives GPU tensors and
+        gives the same order on every device. Without one, torch's global RNG of the
+        tensors' device is used. (``generator=`` is its earlier name.)
 
     Yields
     ------
@@ -372,8 +375,10 @@ class TensorLoader:
         batch_size: int,
         shuffle: bool = True,
         drop_last: bool = False,
+        rng: int | torch.Generator | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
+        rng = torch_rng(_renamed(rng, generator, "rng", "generator"))
         if not tensors:
             raise ValueError("TensorLoader needs at least one tensor, got none")
         for i, t in enumerate(tensors):
@@ -397,8 +402,6 @@ class TensorLoader:
         for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {value!r}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
         n = int(sizes[0])
         if n == 0:
             raise ValueError("tensors must have at least one row, got N = 0")
@@ -411,7 +414,7 @@ class TensorLoader:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.generator = generator
+        self.generator = rng
         self.num_samples = n
         self.device = tensors[0].device
 

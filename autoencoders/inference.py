@@ -50,6 +50,7 @@ from torch import nn
 from . import utils
 from .likelihoods import LikelihoodLike, distribution_mean
 from .loss import log_normal_diag as log_normal_diag  # re-export; documented in loss
+from .utils import _renamed, torch_rng
 
 __all__ = [
     "evaluating",
@@ -349,15 +350,16 @@ def reconstruct(
 def sample_prior(
     model: Any,
     n: int,
-    generator: torch.Generator | None = None,
+    rng: int | torch.Generator | None = None,
     *,
     likelihood: LikelihoodLike | None = None,
     raw: bool = False,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     r"""Decode ``n`` draws from the prior: :math:`\mathbb E[x \mid g_\theta(z)]`, :math:`z \sim \mathcal N(0, I_D)`.
 
-    ``z`` is drawn **on the CPU** (with ``generator`` when given), then moved to the
-    model's device, so a seeded generator gives the same samples on any device.
+    ``z`` is drawn **on the CPU** (from ``rng`` when given), then moved to the
+    model's device, so a seed gives the same samples on any device.
 
     Parameters
     ----------
@@ -365,8 +367,8 @@ def sample_prior(
         Any built model with ``.latent_dim`` and ``decode``.
     n : int
         Number of samples, ``>= 1``.
-    generator : torch.Generator, optional
-        A CPU generator.
+    rng : int or torch.Generator, optional
+        A seed or a CPU generator (``generator=`` is its earlier name).
     likelihood : str, Likelihood or None, default None
         Overrides ``model.likelihood``.
     raw : bool, default False
@@ -381,18 +383,16 @@ def sample_prior(
     ------
     TypeError
         If the model has no ``.latent_dim`` (a deterministic AE has no prior), ``n`` is
-        not an int or ``generator`` is not a ``torch.Generator``.
+        not an int or ``rng`` is neither a seed nor a ``torch.Generator``.
     ValueError
-        If ``n < 1`` or the generator is not a CPU generator.
+        If ``n < 1`` or ``rng`` is a generator on another device than the CPU.
     """
     n = _check_int(n, "n", 1)
     dim = _latent_dim(model)
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        if generator.device.type != "cpu":
-            raise ValueError(f"generator must be a CPU generator, got one on {generator.device}")
-    z = torch.randn(n, dim, generator=generator)
+    rng = torch_rng(_renamed(rng, generator, "rng", "generator"))
+    if rng is not None and rng.device.type != "cpu":
+        raise ValueError(f"rng must be a CPU generator, got one on {rng.device}")
+    z = torch.randn(n, dim, generator=rng)
     return decode(model, z, likelihood=likelihood, raw=raw)
 
 

@@ -198,7 +198,7 @@ def train(
     generator = seed_everything(seed)
     if isinstance(data, torch.Tensor):
         data = TensorLoader(data, batch_size=_check_positive(batch_size, "batch_size", integer=True),
-                            generator=generator)
+                            rng=generator)
     return fit(model, data, epochs=epochs, lr=lr, **fit_kwargs)
 
 

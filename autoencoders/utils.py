@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "get_device", "model_device", "fast_mode", "data_root"]
+__all__ = ["seed_everything", "get_device", "model_device", "fast_mode", "data_root", "torch_rng"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -151,3 +151,41 @@ def _check_positive(value: Any, name: str, *, integer: bool = False, allow_zero:
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
     return int(value) if integer else float(value)
+
+
+def torch_rng(rng: Any, name: str = "rng") -> torch.Generator | None:
+    """Normalise a source of randomness for code that draws with torch.
+
+    The package names every source of randomness ``rng``: ``None`` (torch's global
+    generator), an ``int`` seed (a fresh CPU generator seeded with it) or a
+    :class:`torch.Generator`. Functions that draw with NumPy accept an ``int`` or a
+    :class:`numpy.random.Generator` under the same name. Only the functions whose job
+    is to seed the global generators take ``seed`` (:func:`seed_everything`,
+    :func:`autoencoders.recipes.train`).
+
+    Raises
+    ------
+    TypeError
+        For anything else, naming ``name``.
+    ValueError
+        For a negative seed.
+    """
+    if rng is None or isinstance(rng, torch.Generator):
+        return rng
+    if isinstance(rng, bool) or not isinstance(rng, numbers.Integral):
+        raise TypeError(f"{name} must be None, an int seed or a torch.Generator, got {type(rng).__name__}")
+    if rng < 0:
+        raise ValueError(f"{name} must be a non-negative seed, got {rng}")
+    return torch.Generator().manual_seed(int(rng))
+
+
+def _renamed(new: Any, old: Any, new_name: str, old_name: str) -> Any:
+    """Accept a keyword under its earlier name, with a DeprecationWarning."""
+    if old is None:
+        return new
+    if new is not None:
+        raise TypeError(f"pass {new_name}= only ({old_name}= is its earlier name), not both")
+    import warnings
+
+    warnings.warn(f"{old_name}= is now called {new_name}=", DeprecationWarning, stacklevel=3)
+    return old

@@ -56,6 +56,7 @@ from .inference import (
     sample_prior,
 )
 from .likelihoods import LikelihoodLike, get_likelihood
+from .utils import _renamed
 
 __all__ = [
     "show_images",
@@ -390,13 +391,14 @@ def plot_samples(
     likelihood: LikelihoodLike | None = "model",
     transform: Transform | None = None,
     nrow: int = 8,
-    generator: torch.Generator | None = None,
+    rng: int | torch.Generator | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    generator: torch.Generator | None = None,
 ) -> Figure:
     r"""Decode ``n`` draws from the prior, :math:`z \sim \mathcal N(0, I)`, :math:`\hat x = g(z)`.
 
-    ``z`` is drawn on the CPU (with ``generator`` when given, so a seeded generator
+    ``z`` is drawn on the CPU (from ``rng`` when given, so a seed
     reproduces the figure on any device) and then moved to the model's device.
 
     Parameters
@@ -412,8 +414,8 @@ def plot_samples(
         Explicit ``x_hat -> image`` map.
     nrow : int, default 8
         Images per row.
-    generator : torch.Generator, optional
-        A CPU generator.
+    rng : int or torch.Generator, optional
+        A seed or a CPU generator (``generator=`` is its earlier name).
     ax : matplotlib.axes.Axes, optional
         Where to draw.
     title : str, optional
@@ -433,7 +435,7 @@ def plot_samples(
     nrow = _check_int(nrow, "nrow", 1)
     _latent_dim(model)  # a deterministic AE has no prior: say so before anything else
     f, vrange, shown = _display_transform(likelihood, transform, model)
-    images = _as_images(_apply(f, sample_prior(model, n, generator, raw=True)), "decoded samples")
+    images = _as_images(_apply(f, sample_prior(model, n, _renamed(rng, generator, "rng", "generator"), raw=True)), "decoded samples")
     ax = _new_axes(ax, math.ceil(n / nrow), min(n, nrow), images.shape[2] / images.shape[3])
     _draw_grid(ax, images, nrow, 2, vrange)
     ax.set_title(title if title is not None else f"{n} samples from the prior z ~ N(0, I)\n(shown: {shown})")

@@ -23,6 +23,7 @@ from autoencoders.factor_images import (
     _as_generator,
     _check_positive_int,
 )
+from autoencoders.utils import _renamed
 
 __all__ = ["sample_pairs", "WeakPairs"]
 
@@ -133,7 +134,7 @@ class WeakPairs:
     * **stream** (``steps_per_epoch`` given): every batch is fresh pairs rendered on
       the fly; ``len = steps_per_epoch``. No memory cost, never the same pair twice.
 
-    Both are deterministic given ``seed``: a new ``WeakPairs`` with the same arguments
+    Both are deterministic given ``rng``: a new ``WeakPairs`` with the same arguments
     yields the same sequence of epochs.
 
     Parameters
@@ -144,7 +145,9 @@ class WeakPairs:
     batch_size : int, default 64
     k : int or 'random', default 1
         Number of changed factors, see :func:`sample_pairs`.
-    seed : int, default 0
+    rng : int, default 0
+        Seed of the pairs and of the epoch order (``seed=`` is its earlier name). An
+        int, not a generator, so that every epoch sequence can be replayed.
     steps_per_epoch : int, optional
         Batches per epoch (stream mode).
     shuffle : bool, default True
@@ -167,13 +170,15 @@ class WeakPairs:
         n_pairs: int | None = None,
         batch_size: int = 64,
         k: int | str = 1,
-        seed: int = 0,
+        rng: int | None = None,
         *,
         steps_per_epoch: int | None = None,
         shuffle: bool = True,
         drop_last: bool = False,
         device: str | torch.device | None = None,
+        seed: int | None = None,
     ):
+        rng = _renamed(rng, seed, "rng", "seed")
         if (n_pairs is None) == (steps_per_epoch is None):
             raise ValueError(
                 "give exactly one of n_pairs (a pre-rendered pool) and steps_per_epoch "
@@ -183,7 +188,7 @@ class WeakPairs:
         self.dataset = dataset
         self.batch_size = _check_positive_int(batch_size, "batch_size")
         self.k = _check_k(k, dataset.num_factors)
-        self.seed = _check_positive_int(seed, "seed", allow_zero=True)
+        self.seed = _check_positive_int(0 if rng is None else rng, "rng", allow_zero=True)
         for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {value!r}")

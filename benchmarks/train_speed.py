@@ -56,7 +56,7 @@ def make_model(device: torch.device) -> VAE:
 
 
 def make_loader(images: torch.Tensor) -> TensorLoader:
-    return TensorLoader(images, batch_size=BATCH_SIZE, generator=torch.Generator().manual_seed(SEED))
+    return TensorLoader(images, batch_size=BATCH_SIZE, rng=torch.Generator().manual_seed(SEED))
 
 
 def run_fit(images: torch.Tensor, epochs: int, device: torch.device) -> tuple[list[Clock], float]:

@@ -317,7 +317,7 @@ def run_autoencoders(
         model.compile(**({"mode": setup.compile_mode} if setup.compile_mode else {}))
     optimizer = None if adam is None else torch.optim.Adam(model.parameters(), lr=setup.lr, **adam)
     loader = TensorLoader(
-        setup.train, batch_size=setup.batch_size, generator=torch.Generator().manual_seed(setup.seed)
+        setup.train, batch_size=setup.batch_size, rng=torch.Generator().manual_seed(setup.seed)
     )
     stamps = [now(setup.device)]
     fit(

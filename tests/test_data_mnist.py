@@ -88,9 +88,9 @@ def test_device_argument_moves_tensors(mnist_root):
 
 
 def test_dynamic_binarization(test_split, mnist_root):
-    a = load_mnist(mnist_root, train=False, binarize=True, download=False, seed=0)
-    b = load_mnist(mnist_root, train=False, binarize=True, download=False, seed=0)
-    c = load_mnist(mnist_root, train=False, binarize=True, download=False, seed=1)
+    a = load_mnist(mnist_root, train=False, binarize=True, download=False, rng=0)
+    b = load_mnist(mnist_root, train=False, binarize=True, download=False, rng=0)
+    c = load_mnist(mnist_root, train=False, binarize=True, download=False, rng=1)
     grey = test_split.images
     assert a.binarized and not test_split.binarized
     assert a.images.dtype == torch.float32
@@ -137,16 +137,16 @@ def test_failed_download_raises_quickly_and_restores_socket_timeout(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"seed": -1}, "seed"),
-        ({"seed": 1.5}, "seed"),
-        ({"train": "yes"}, "train"),
-        ({"binarize": 1}, "binarize"),
+        ({"rng": -1}, ValueError, "rng must be a non-negative seed"),
+        ({"rng": 1.5}, TypeError, "rng must be None, an int seed or a torch.Generator"),
+        ({"train": "yes"}, ValueError, "train"),
+        ({"binarize": 1}, ValueError, "binarize"),
     ],
 )
-def test_load_mnist_rejects_bad_arguments(mnist_root, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_load_mnist_rejects_bad_arguments(mnist_root, kwargs, error, match):
+    with pytest.raises(error, match=match):
         load_mnist(mnist_root, download=False, **kwargs)
 
 
@@ -172,11 +172,11 @@ def test_each_epoch_is_a_permutation():
 
 def test_generator_makes_epochs_reproducible_and_distinct():
     x = torch.arange(50)
-    first = [torch.cat(epoch_indices(TensorLoader(x, batch_size=7, generator=g)))
+    first = [torch.cat(epoch_indices(TensorLoader(x, batch_size=7, rng=g)))
              for g in (torch.Generator().manual_seed(3), torch.Generator().manual_seed(3))]
     assert torch.equal(first[0], first[1])
 
-    loader = TensorLoader(x, batch_size=7, generator=torch.Generator().manual_seed(3))
+    loader = TensorLoader(x, batch_size=7, rng=torch.Generator().manual_seed(3))
     epoch1 = torch.cat(epoch_indices(loader))
     epoch2 = torch.cat(epoch_indices(loader))
     assert torch.equal(epoch1, first[0])
@@ -190,7 +190,7 @@ def test_generator_makes_epochs_reproducible_and_distinct():
 
 def test_drop_last():
     x = torch.arange(25)
-    loader = TensorLoader(x, batch_size=10, drop_last=True, generator=torch.Generator())
+    loader = TensorLoader(x, batch_size=10, drop_last=True, rng=torch.Generator())
     assert len(loader) == 2
     batches = epoch_indices(loader)
     assert [b.shape[0] for b in batches] == [10, 10]
@@ -217,7 +217,7 @@ def test_single_tensor_yields_one_tuples():
 
 def test_loader_over_mnist(train):
     loader = TensorLoader(train.images, train.labels, batch_size=512,
-                          generator=torch.Generator().manual_seed(0))
+                          rng=torch.Generator().manual_seed(0))
     assert len(loader) == 39  # ceil(19690 / 512)
     total = torch.zeros(10, dtype=torch.int64)
     for images, labels in loader:
@@ -229,7 +229,7 @@ def test_loader_over_mnist(train):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cpu_generator_drives_gpu_tensors():
     x = torch.arange(40, device="cuda")
-    loader = TensorLoader(x, batch_size=8, generator=torch.Generator().manual_seed(5))
+    loader = TensorLoader(x, batch_size=8, rng=torch.Generator().manual_seed(5))
     batches = epoch_indices(loader)
     assert all(b.is_cuda for b in batches)
     order = torch.cat(batches).cpu()
@@ -255,7 +255,13 @@ def test_loader_rejects_bad_arguments():
         TensorLoader(torch.zeros(0, 3), batch_size=2)
     with pytest.raises(ValueError, match="drop_last"):
         TensorLoader(x, batch_size=11, drop_last=True)
-    with pytest.raises(TypeError, match="generator"):
-        TensorLoader(x, batch_size=2, generator=0)
+    with pytest.raises(TypeError, match="rng must be None, an int seed or a torch.Generator"):
+        TensorLoader(x, batch_size=2, rng="0")
+    # an int is a seed: the same order as a generator seeded with it
+    by_seed = [b[0] for b in TensorLoader(x, batch_size=2, rng=4)]
+    by_gen = [b[0] for b in TensorLoader(x, batch_size=2, rng=torch.Generator().manual_seed(4))]
+    assert all(torch.equal(a, b) for a, b in zip(by_seed, by_gen, strict=True))
+    with pytest.warns(DeprecationWarning, match="generator= is now called rng="):
+        TensorLoader(x, batch_size=2, generator=torch.Generator())
     with pytest.raises(TypeError, match="shuffle"):
         TensorLoader(x, batch_size=2, shuffle="yes")

@@ -270,7 +270,7 @@ def test_sample_pairs_is_seeded(ds):
 
 
 def test_weak_pairs_pool_yields_documented_batches(ds):
-    loader = WeakPairs(ds, n_pairs=100, batch_size=32, k=2, seed=0, shuffle=False)
+    loader = WeakPairs(ds, n_pairs=100, batch_size=32, k=2, rng=0, shuffle=False)
     assert len(loader) == 4
     batches = list(loader)
     assert [b[0].shape[0] for b in batches] == [32, 32, 32, 4]
@@ -285,7 +285,7 @@ def test_weak_pairs_pool_yields_documented_batches(ds):
 
 
 def test_weak_pairs_shuffles_each_epoch_over_the_same_pool(ds):
-    loader = WeakPairs(ds, n_pairs=64, batch_size=16, k="random", seed=3)
+    loader = WeakPairs(ds, n_pairs=64, batch_size=16, k="random", rng=3)
     first = torch.cat([b[0] for b in loader])
     second = torch.cat([b[0] for b in loader])
     assert not torch.equal(first, second)
@@ -294,11 +294,11 @@ def test_weak_pairs_shuffles_each_epoch_over_the_same_pool(ds):
 
 
 def test_weak_pairs_stream_mode(ds):
-    loader = WeakPairs(ds, batch_size=8, k=1, seed=0, steps_per_epoch=3)
+    loader = WeakPairs(ds, batch_size=8, k=1, rng=0, steps_per_epoch=3)
     assert len(loader) == 3
     batches = list(loader)
     assert len(batches) == 3 and all(b[0].shape == (8, 1, 64, 64) for b in batches)
-    again = list(WeakPairs(ds, batch_size=8, k=1, seed=0, steps_per_epoch=3))
+    again = list(WeakPairs(ds, batch_size=8, k=1, rng=0, steps_per_epoch=3))
     assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, again))
     with pytest.raises(ValueError, match="exactly one of n_pairs"):
         WeakPairs(ds, batch_size=8)

@@ -170,8 +170,9 @@ def test_sample_prior_rejects_bad_arguments():
         inf.sample_prior(vae, 0)
     with pytest.raises(TypeError, match="n must be an int >= 1, got float 2.5"):
         inf.sample_prior(vae, 2.5)
-    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
-        inf.sample_prior(vae, 2, generator=5)
+    with pytest.raises(TypeError, match="rng must be None, an int seed or a torch.Generator, got str"):
+        inf.sample_prior(vae, 2, rng="5")
+    torch.testing.assert_close(inf.sample_prior(vae, 2, rng=5), inf.sample_prior(vae, 2, rng=torch.Generator().manual_seed(5)))
 
 
 def test_decode_casts_codes_to_the_models_dtype_and_takes_the_mean():

@@ -43,7 +43,7 @@ def test_train_is_seed_loader_fit():
     torch.manual_seed(1)
     b = mlp_vae(4, hidden=(16,))
     generator = seed_everything(7)
-    fit(b, TensorLoader(x, batch_size=32, generator=generator), epochs=2, lr=1e-3, progress=False, device="cpu")
+    fit(b, TensorLoader(x, batch_size=32, rng=generator), epochs=2, lr=1e-3, progress=False, device="cpu")
     assert history.steps == 6
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q)

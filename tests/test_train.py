@@ -68,7 +68,7 @@ def make_ae(seed: int = 0, latent_dim: int = 8) -> AE:
 
 
 def loader(x: torch.Tensor, batch_size: int, seed: int = 0) -> TensorLoader:
-    return TensorLoader(x, batch_size=batch_size, generator=torch.Generator().manual_seed(seed))
+    return TensorLoader(x, batch_size=batch_size, rng=torch.Generator().manual_seed(seed))
 
 
 def mean_image_log_likelihood(train: torch.Tensor, test: torch.Tensor) -> float:

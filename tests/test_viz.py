@@ -292,7 +292,7 @@ def test_unbuilt_model_is_rejected(x):
 # ---------------------------------------------------------------------- samples
 def test_samples_decode_standard_normal_draws_from_the_generator():
     vae = make_identity_vae(3)
-    fig = viz.plot_samples(vae, n=6, nrow=3, likelihood="gaussian", generator=torch.Generator().manual_seed(5))
+    fig = viz.plot_samples(vae, n=6, nrow=3, likelihood="gaussian", rng=torch.Generator().manual_seed(5))
     z = torch.randn(6, 3, generator=torch.Generator().manual_seed(5)).numpy()
     grid = image_array(fig.axes[0])
     for k in range(6):

@@ -367,3 +367,13 @@ def test_no_private_package_member_is_used_in_the_book(path: Path) -> None:
     allowed = {"_encode", "_decode"}
     found = sorted({m for source in _code_sources(path) for m in private.findall(source)} - allowed)
     assert not found, f"{path.name} uses private members {found}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_lines_fit_the_page(path: Path) -> None:
+    """Code lines are at most 80 characters, so none is cut off at the book's content
+    width (issue 16)."""
+    long = [
+        line for source in _code_sources(path) for line in source.splitlines() if len(line) > 80
+    ]
+    assert not long, f"{path.name} has {len(long)} code lines over 80 characters, e.g. {long[0]!r}"

@@ -52,11 +52,18 @@ class CheckReport:
         return [r for r in self.results if r.passed is False]
 
     def checklist(self) -> str:
-        """A printable checklist: ``[x]`` passed, ``[ ]`` failed, ``[-]`` not run."""
+        """A printable checklist: ``[x]`` passed, ``[ ]`` failed, ``[-]`` not run.
+
+        Explanations are wrapped at 80 columns, so the checklist fits a notebook page.
+        """
+        import textwrap
+
         lines = []
         for r in self.results:
             mark = {True: "[x]", False: "[ ]", None: "[-]"}[r.passed]
-            lines.append(f"{mark} {r.name}" + (f"\n      {r.message}" if r.message and not r.passed else ""))
+            lines.append(f"{mark} {r.name}")
+            if r.message and not r.passed:
+                lines.append(textwrap.fill(r.message, 80, initial_indent=" " * 6, subsequent_indent=" " * 6))
         return "\n".join(lines)
 
 
@@ -376,7 +383,7 @@ def check_autoencoder(
         run("forward returns a ModelOutput with a well-shaped x_hat", checker.check_forward, ("build",))
         state["forward"] = state.get("forward returns a ModelOutput with a well-shaped x_hat")
         run("encode/decode track no gradients and agree with forward (eval)", checker.check_inference, ("build",))
-        run("compute_loss: finite scalar objective, gradients reach all parameters, float diagnostics",
+        run("compute_loss: finite objective, gradients everywhere, float diagnostics",
             checker.check_loss, ("build", "forward"))
         run("state_dict round trip gives identical eval outputs", checker.check_state_dict, ("build",))
         run("parameters and outputs on the model's device", checker.check_device, ("build",))

@@ -118,3 +118,15 @@ def test_mathjax_fonts_are_shipped(built_pages: dict[Path, str]) -> None:
     # render with missing glyphs even though the script loads.
     fonts = HTML / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
     assert fonts.is_dir() and any(fonts.glob("*.woff")), f"no MathJax fonts in {fonts}"
+
+
+def test_markdown_displayed_by_a_cell_renders_as_a_table(built_pages: dict[Path, str]) -> None:
+    """Chapter 5 displays its likelihood summary with IPython's Markdown; it must
+    render as an HTML table with typeset math, not as raw pipe text (issue 16)."""
+    page = next((t for p, t in built_pages.items() if p.name == "05_likelihoods_and_collapse.html"), None)
+    assert page is not None, "chapter 5 was not built"
+    output = [part.split("cell_input")[0] for part in page.split("cell_output")[1:]]
+    assert any("<table" in part and "active units" in part for part in output), (
+        "the likelihood summary is not rendered as a table"
+    )
+    assert "| likelihood | support |" not in "".join(output), "raw pipe text in an output"

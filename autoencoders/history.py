@@ -108,7 +108,8 @@ class History:
         return title if not len(self) else f"{title}\n{self.as_table(max_rows=10)}"
 
     def plot(self, keys: str | Sequence[str] | None = None, ax=None):
-        """Draw the learning curves: training solid, evaluation dashed.
+        """Draw the learning curves: training solid with dots, evaluation dashed with
+        open squares (and, one panel per key, in a second colour).
 
         Parameters
         ----------
@@ -145,26 +146,27 @@ class History:
         if ax is None:
             import matplotlib.pyplot as plt
 
+            width = min(7.0, 3.5 * len(wanted))  # the book's column is about 7 inches
             fig, grid = plt.subplots(
-                1, len(wanted), figsize=(4.0 * len(wanted), 3.2), squeeze=False, layout="constrained"
+                1, len(wanted), figsize=(width, 3.2), squeeze=False, layout="constrained"
             )
             axes = list(grid[0])
         else:
             fig, axes = ax.figure, [ax] * len(wanted)
+        single = ax is None  # one panel per key
         for i, (key, target) in enumerate(zip(wanted, axes)):
-            single = ax is None
             for label, values, style in (
-                ("train", self.train.get(key), "-"),
-                ("eval", self.eval.get(key), "--"),
+                ("train", self.train.get(key), {"linestyle": "-", "marker": "o"}),
+                ("eval", self.eval.get(key), {"linestyle": "--", "marker": "s", "mfc": "none"}),
             ):
                 if values:
                     epochs = range(1, len(values) + 1)
+                    # per panel, train and eval differ in colour as well as in style
+                    color = f"C{(0 if label == 'train' else 1) if single else i}"
                     name = label if single else f"{label} {key}"
-                    target.plot(epochs, values, style, color=f"C{i}", marker="o", markersize=3, label=name)
+                    target.plot(epochs, values, color=color, markersize=4, label=name, **style)
             target.set_xlabel("epoch")
             target.xaxis.set_major_locator(MaxNLocator(integer=True))
             target.set_ylabel(key if single or len(wanted) == 1 else "value")
-            if single:
-                target.set_title(key)
             target.legend()
         return fig

@@ -503,6 +503,10 @@ def test_history_plot_draws_train_solid_and_eval_dashed():
     assert len(fig.axes) == 2
     elbo_ax, kl_ax = fig.axes
     assert [line.get_linestyle() for line in elbo_ax.get_lines()] == ["-", "--"]
+    train_line, eval_line = elbo_ax.get_lines()
+    assert train_line.get_color() != eval_line.get_color()  # told apart by colour too
+    assert elbo_ax.get_title() == ""  # the y label names the quantity once
+    assert fig.get_size_inches()[0] <= 7.0
     assert len(kl_ax.get_lines()) == 1
     assert elbo_ax.get_xlabel() == "epoch" and elbo_ax.get_legend() is not None
     assert list(elbo_ax.get_lines()[1].get_ydata()) == [-190.0, -155.0, -125.0]

@@ -237,7 +237,7 @@ def load_mnist(
     binarize: bool = False,
     download: bool = True,
     device: str | torch.device | None = None,
-    rng: int | torch.Generator = 0,
+    rng: int | torch.Generator | None = None,
     seed: int | None = None,
 ) -> MNISTData:
     r"""Load an MNIST split as in-memory tensors through ``torchvision.datasets.MNIST``.
@@ -276,8 +276,8 @@ def load_mnist(
     device : str or torch.device, optional
         Where to put the tensors (validated by :func:`autoencoders.utils.get_device`).
         ``None`` keeps them on the CPU.
-    rng : int or torch.Generator, default 0
-        Source of the binarization (an int is a seed); ignored when
+    rng : int or torch.Generator, optional
+        Source of the binarization (an int is a seed; default seed 0); ignored when
         ``binarize=False``. ``seed=`` is its earlier name.
 
     Returns
@@ -302,9 +302,10 @@ def load_mnist(
     for name, value in (("train", train), ("binarize", binarize), ("download", download)):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be a bool, got {value!r}")
-    gen = torch_rng(_renamed(None if rng == 0 and seed is not None else rng, seed, "rng", "seed"))
-    if gen is None or gen.device.type != "cpu":
-        raise ValueError(f"rng must be a seed or a CPU torch.Generator, got {rng!r}")
+    rng = _renamed(rng, seed, "rng", "seed")
+    gen = torch_rng(0 if rng is None else rng)
+    if gen.device.type != "cpu":
+        raise ValueError(f"rng must be a seed or a CPU torch.Generator, got one on {gen.device}")
     target = get_device(device) if device is not None else torch.device("cpu")
     root_path = data_root(root)
 

@@ -505,12 +505,12 @@ def fit(
     )
     try:
         for epoch in itertools.count(1) if epochs is None else range(1, epochs + 1):
-            sums, seen, out_of_budget = run.train_epoch(epoch)
+            sums, seen, elapsed, out_of_budget = run.train_epoch(epoch)
             if seen == 0 and out_of_budget:
                 break  # the budget ran out exactly at the end of the previous epoch
             if seen == 0:
                 raise ValueError(f"train yielded no batches in epoch {epoch}")
-            stop = run.end_epoch(epoch, sums, seen, eval_data, callbacks)
+            stop = run.end_epoch(epoch, sums, seen, elapsed, eval_data, callbacks)
             if stop or out_of_budget:
                 break
     finally:
@@ -641,8 +641,9 @@ class _Run:
             and self.trained_s + time.perf_counter() - start >= self.max_seconds
         )
 
-    def train_epoch(self, epoch: int) -> tuple[dict[str, float], int, bool]:
-        """One pass over ``train`` (or up to a budget): ``(sums, examples, out_of_budget)``."""
+    def train_epoch(self, epoch: int) -> tuple[dict[str, float], int, float, bool]:
+        """One pass over ``train`` (or up to a budget):
+        ``(sums, examples, seconds, out_of_budget)``."""
         batches = itertools.chain([self.first], self.batches) if epoch == 1 else iter(self.train)
         if self.bar is not None:
             self.bar.set_description(f"epoch {epoch}/{self.epochs or '?'}", refresh=False)
@@ -652,7 +653,7 @@ class _Run:
         start = shown_at = time.perf_counter()
         for index, batch in enumerate(batches):
             if self._out_of_time(start):
-                return self._close(sums, seen, start), seen, True
+                return sums, seen, self._seconds_since(start), True
             try:
                 n, diag = self._step(batch)
             except (ValueError, FloatingPointError) as err:
@@ -663,8 +664,8 @@ class _Run:
             seen += n
             shown_at = self._show(sums, seen, shown_at)
             if self.max_steps is not None and self.step >= self.max_steps:
-                return self._close(sums, seen, start), seen, True
-        return self._close(sums, seen, start), seen, False
+                return sums, seen, self._seconds_since(start), True
+        return sums, seen, self._seconds_since(start), False
 
     def _step(self, batch: Any) -> tuple[int, Mapping[str, float]]:
         """forward, compute_loss, guarded backward, optimizer step."""
@@ -699,18 +700,23 @@ class _Run:
             return now
         return shown_at
 
-    def _close(self, sums: Mapping[str, float], seen: int, start: float) -> dict[str, float]:
+    def _seconds_since(self, start: float) -> float:
         if self.dev.type == "cuda":
             torch.cuda.synchronize(self.dev)  # once per epoch, so epoch_time is honest
-        self._elapsed = time.perf_counter() - start
-        return dict(sums)
+        return time.perf_counter() - start
 
     def end_epoch(
-        self, epoch: int, sums: Mapping[str, float], seen: int, eval_data: Any, callbacks: Sequence[Callback]
+        self,
+        epoch: int,
+        sums: Mapping[str, float],
+        seen: int,
+        elapsed: float,
+        eval_data: Any,
+        callbacks: Sequence[Callback],
     ) -> bool:
         """Record the epoch, evaluate, run the callbacks and the scheduler; ``True`` to stop."""
-        self.trained_s += self._elapsed
-        _record_epoch(self.history, sums, seen, self._elapsed, self.step)
+        self.trained_s += elapsed
+        _record_epoch(self.history, sums, seen, elapsed, self.step)
         key = _shown_key(sums) if sums else None
         postfix = f"{key}={sums[key] / seen:.4g}" if key else ""
         if eval_data is not None:

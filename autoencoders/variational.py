@@ -358,11 +358,11 @@ class VAE(BaseAutoencoder):
         # log-likelihood is summed in one fused pass: sum over B, S and pixels / (B S)
         ll = log_likelihood_sum(target, x_hat, likelihood, validate=False) / (x.shape[0] * S)
         kl_dims = kl_divergence_diag_gaussian(output.mu, output.log_var, reduce_sum=False)
-        if free_bits > 0:
+        kl = kl_dims.sum() / x.shape[0]
+        if free_bits > 0:  # the floor applies to each dimension's batch mean
             kl_term = torch.maximum(kl_dims.mean(0), kl_dims.new_tensor(free_bits)).sum()
         else:
-            kl_term = kl_dims.sum() / x.shape[0]
-        kl = kl_term if free_bits == 0 else kl_dims.sum() / x.shape[0]
+            kl_term = kl
         return -(ll - beta * kl_term), ll, kl
 
     def log_marginal_likelihood(

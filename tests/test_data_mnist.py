@@ -97,6 +97,11 @@ def test_dynamic_binarization(test_split, mnist_root):
     assert set(torch.unique(a.images).tolist()) == {0.0, 1.0}
     assert torch.equal(a.images, b.images), "same seed must give the same copy"
     assert not torch.equal(a.images, c.images), "different seeds must differ"
+    default = load_mnist(mnist_root, train=False, binarize=True, download=False)
+    assert torch.equal(default.images, a.images), "the default seed is 0"
+    with pytest.warns(DeprecationWarning, match="seed= is now called rng="):
+        old = load_mnist(mnist_root, train=False, binarize=True, download=False, seed=1)
+    assert torch.equal(old.images, c.images)
     # Bernoulli(p) keeps p = 0 and p = 1 pixels fixed ...
     assert torch.all(a.images[grey == 0] == 0) and torch.all(a.images[grey == 1] == 1)
     # ... and is unbiased: over 7.8 M pixels the sampling std of the mean is ~1e-4.

@@ -210,9 +210,12 @@ class WeakPairs:
             x1, x2, self.factors1, self.factors2, self.changed = sample_pairs(
                 dataset, self.n_pairs, self.k, self._rng
             )
-            # Images are binary, so uint8 stores them exactly at a quarter of the memory.
-            self._x1 = x1.to(self.device, torch.uint8)
-            self._x2 = x2.to(self.device, torch.uint8)
+            # Binary images are stored exactly as uint8, a quarter of the memory;
+            # grey levels (e.g. 32 x 32 block averages) stay float32.
+            binary = bool(((x1 == 0) | (x1 == 1)).all() and ((x2 == 0) | (x2 == 1)).all())
+            store = torch.uint8 if binary else torch.float32
+            self._x1 = x1.to(self.device, store)
+            self._x2 = x2.to(self.device, store)
             self._changed = self.changed.to(self.device)
             self._perm_gen = torch.Generator().manual_seed(self.seed)
 

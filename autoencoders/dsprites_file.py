@@ -241,4 +241,3 @@ def _download(url: str, path: Path) -> None:
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
-

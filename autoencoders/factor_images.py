@@ -240,4 +240,3 @@ class FactorImages(abc.ABC):
             f"{type(self).__name__}(N={len(self):,}, factors=({grid}), "
             f"image_shape={list(self.image_shape)}, device={self.device})"
         )
-

@@ -72,7 +72,7 @@ from .metrics import kl_per_dimension
 from .nets import ConvDecoder, ConvEncoder
 from .procedural_sprites import ProceduralSprites
 from .train import evaluate, fit
-from .utils import get_device, seed_everything
+from .utils import fast_mode, get_device, seed_everything
 from .variational import VAE, AdaGVAE
 from .weak_pairs import WeakPairs
 
@@ -85,7 +85,10 @@ __all__ = [
     "evaluation_set",
     "measure",
     "train_entry",
+    "load_or_retrain",
+    "retrain_requested",
     "ZOO_DIR",
+    "FAST_RETRAIN_STEPS",
 ]
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
@@ -97,6 +100,9 @@ _EVAL_RNG = 20_260_101
 # The replay record: training means over the first _EARLY_STEPS steps in blocks.
 _EARLY_STEPS, _EARLY_BLOCK = 50, 10
 _ACTIVE_KL = 0.1  # nats: a latent dimension with a larger mean KL is "active"
+FAST_RETRAIN_STEPS = 60
+"""Steps of a retrained entry in fast mode (``AUTOENCODERS_FAST=1``): the loop runs, CI
+stays quick, and the model learns next to nothing."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +285,38 @@ def load(
     return model.float().to(get_device(device)).eval()
 
 
+def retrain_requested() -> bool:
+    """True when ``AUTOENCODERS_RETRAIN`` is ``1``, ``true``, ``yes`` or ``on``."""
+    return os.environ.get("AUTOENCODERS_RETRAIN", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _retrain_dir() -> Path:
+    root = os.environ.get("AUTOENCODERS_ZOO_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "autoencoders" / "zoo"
+    return base / ("fast" if fast_mode() else "full")
+
+
+def load_or_retrain(
+    name: str, device: str | torch.device | None = None, *, progress: bool = True
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The model a chapter uses, and its manifest: shipped, or retrained on request.
+
+    By default this is ``(load(name, device), info(name))``. With
+    ``AUTOENCODERS_RETRAIN=1`` the entry is first trained from scratch with the same
+    code (:func:`train_entry`) into ``$AUTOENCODERS_ZOO_CACHE`` (default
+    ``~/.cache/autoencoders/zoo``), unless a finished retrained file is already
+    there; in fast mode (``AUTOENCODERS_FAST=1``) it trains only
+    :data:`FAST_RETRAIN_STEPS` steps, into a separate ``fast`` folder.
+    """
+    if not retrain_requested():
+        return load(name, device), info(name)
+    folder = _retrain_dir()
+    if name not in available(folder):
+        train_entry(name, steps=FAST_RETRAIN_STEPS if fast_mode() else None, out_dir=folder,
+                    device=device, progress=progress)
+    return load(name, device, zoo_dir=folder), info(name, zoo_dir=folder)
+
+
 # --------------------------------------------------------------------------- evaluation
 def evaluation_set(
     side: int = 32, n: int = _EVAL_SIZE, device: str | torch.device | None = None
@@ -300,8 +338,10 @@ def measure(model: nn.Module, x: torch.Tensor, factors: torch.Tensor) -> dict[st
     the posterior means), ``dci_d``, ``dci_c``, ``dci_i`` (DCI fit on the first half,
     tested on the second), ``elbo``, ``log_likelihood``, ``kl`` (nats per image, one
     sampled :math:`z` per image, with the torch seed fixed at 0 so repeated calls
-    agree), ``kl_per_dim`` and ``active_units`` (mean KL above 0.1 nats), and
-    ``code_to_factor`` (MIG's argmax per latent dimension).
+    agree), ``kl_per_dim`` and ``active_units`` (mean KL above 0.1 nats),
+    ``code_to_factor`` (MIG's argmax factor per latent dimension), ``mig_gap`` (the
+    normalised gap per factor, whose mean is MIG) and ``factor_to_code`` (the latent
+    dimension with the most information about each factor).
     """
     vae = model.vae if isinstance(model, AdaGVAE) else model
     codes = encode_dataset(vae, x)
@@ -326,6 +366,8 @@ def measure(model: nn.Module, x: torch.Tensor, factors: torch.Tensor) -> dict[st
         "kl_per_dim": [round(float(v), 4) for v in kl_dims],
         "active_units": int((kl_dims > _ACTIVE_KL).sum()),
         "code_to_factor": [int(j) for j in details.code_to_factor],
+        "mig_gap": [round(float(g), 5) for g in details.gap],
+        "factor_to_code": [int(j) for j in np.argmax(details.mi, axis=0)],
     }
 
 

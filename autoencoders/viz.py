@@ -59,6 +59,8 @@ from .likelihoods import LikelihoodLike, get_likelihood
 from .utils import _renamed
 
 __all__ = [
+    "animate_latent_traversal",
+    "animation_html",
     "show_images",
     "plot_reconstructions",
     "plot_samples",
@@ -615,6 +617,170 @@ def plot_latent_traversal(
     origin = "z = 0" if x is None else "the code of x"
     ax.set_title(title if title is not None else f"Latent traversal around {origin}\n(shown: {shown})")
     return ax.figure
+
+
+def _hwc(image: torch.Tensor) -> np.ndarray:
+    """One ``[C, H, W]`` image as what ``imshow`` takes: ``[H, W]`` or ``[H, W, C]``."""
+    image = image.detach().cpu().float()
+    return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
+
+
+def animate_latent_traversal(
+    models: nn.Module | Sequence[nn.Module],
+    x: torch.Tensor | None,
+    dims: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    values: torch.Tensor | Sequence[float] | None = None,
+    *,
+    dim_labels: Sequence[str] | Sequence[Sequence[str]] | None = None,
+    row_titles: Sequence[str] | None = None,
+    likelihood: LikelihoodLike | None = "model",
+    interval: int = 150,
+    panel_inches: float = 0.68,
+    dpi: int = 72,
+) -> Any:
+    r"""An animated latent traversal: one frame per value, one panel per dimension.
+
+    Frame :math:`t` shows, in panel :math:`j`, the decoding of the code of ``x`` with
+    :math:`z_{\mathrm{dims}[j]}` **set** to ``values[t]`` (the static version is
+    :func:`plot_latent_traversal`, one row per dimension). The values run up and back
+    down, so the animation loops smoothly. Several models (for example two seeds,
+    or Ada-GVAE and a β-VAE) make one row each, animated in step.
+
+    Show it with ``IPython.display.HTML(animation_html(anim))``: self-contained HTML
+    and JavaScript that plays in Jupyter, in Colab and in the static book, offline
+    (:func:`animation_html`). The figure is closed, so it is not shown a second time.
+
+    Parameters
+    ----------
+    models : model or sequence of models
+        AE, VAE or AdaGVAE; one row each.
+    x : torch.Tensor or None
+        One image ``[C, H, W]`` or ``[1, C, H, W]`` whose code is the starting point
+        (``None``: :math:`z = 0`).
+    dims : sequence of int, or one sequence per model, optional
+        Dimensions to animate, default all.
+    values : tensor or sequence of float, optional
+        Values of the traversed coordinate, default ``torch.linspace(-2.5, 2.5, 13)``.
+    dim_labels : sequence of str, or one sequence per model, optional
+        Panel titles, default ``'$z_{j}$'``.
+    row_titles : sequence of str, optional
+        One label per model, shown left of its row.
+    likelihood : str, Likelihood, callable or None, default ``'model'``
+        As in :func:`plot_latent_traversal`.
+    interval : int, default 150
+        Milliseconds per frame.
+    panel_inches : float, default 0.68
+        Width of one panel; the figure is at most 7 inches wide.
+    dpi : int, default 72
+        Resolution of the frames, which are stored as PNG images in the HTML: about
+        50 kB per frame for two rows of ten 32 x 32 panels.
+
+    Returns
+    -------
+    matplotlib.animation.FuncAnimation
+    """
+    from matplotlib.animation import FuncAnimation
+
+    models = list(models) if isinstance(models, list | tuple) else [models]
+    values = (torch.linspace(-2.5, 2.5, 13) if values is None
+              else torch.as_tensor(values, dtype=torch.float32))
+    if values.dim() != 1 or values.numel() < 2:
+        raise ValueError(f"values must be a 1-D sequence of at least 2 values, got shape "
+                         f"{list(values.shape)}")
+    per_model = []
+    for i, model in enumerate(models):
+        model = _check_model(model)
+        f, vrange, _ = _display_transform(likelihood, None, model)
+        base = _single_code(model, x, None)
+        d = dims[i] if dims is not None and len(models) > 1 else dims
+        d = _check_dims(d, base.shape[0])
+        labels = dim_labels[i] if dim_labels is not None and len(models) > 1 else dim_labels
+        labels = list(labels) if labels is not None else [f"$z_{{{j}}}$" for j in d]
+        if len(labels) != len(d):
+            raise ValueError(f"dim_labels must have one entry per animated dim ({len(d)}), "
+                             f"got {len(labels)}")
+        imgs = _traversal_images(model, base, d, values, f)
+        per_model.append((imgs.reshape(len(d), len(values), *imgs.shape[1:]), labels, vrange))
+    if row_titles is not None and len(row_titles) != len(models):
+        raise ValueError(f"row_titles must have one entry per model ({len(models)}), "
+                         f"got {len(row_titles)}")
+    cols = max(len(labels) for _, labels, _ in per_model)
+    width = min(7.0, panel_inches * cols + (0.8 if row_titles else 0.2))
+    panel = (width - (0.8 if row_titles else 0.2)) / cols
+    fig, axes = plt.subplots(len(models), cols, squeeze=False,
+                             figsize=(width, len(models) * (panel + 0.45) + 0.4),
+                             dpi=dpi, layout="constrained")
+    artists = []
+    for row, (imgs, labels, vrange) in enumerate(per_model):
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col >= len(labels):
+                ax.set_frame_on(False)
+                continue
+            artists.append((ax.imshow(_hwc(imgs[col, 0]), cmap="gray", vmin=vrange[0],
+                                      vmax=vrange[1]), imgs[col]))
+            ax.set_title(labels[col], fontsize=9)
+        if row_titles is not None:
+            axes[row, 0].set_ylabel(row_titles[row], fontsize=9)
+    order = list(range(len(values))) + list(range(len(values) - 2, 0, -1))
+    caption = fig.suptitle("")
+
+    def update(t: int) -> list[Any]:
+        for im, frames in artists:
+            im.set_data(_hwc(frames[order[t]]))
+        caption.set_text(f"traversed coordinate = {values[order[t]].item():+.2f}")
+        return [im for im, _ in artists] + [caption]
+
+    update(0)
+    anim = FuncAnimation(fig, update, frames=len(order), interval=interval, blit=False)
+    plt.close(fig)
+    return anim
+
+
+# Matplotlib's JavaScript player draws its buttons with Font Awesome icons from a CDN,
+# which an offline page cannot load (the buttons come out blank); plain characters
+# replace them.
+_PLAYER_ICONS = {
+    "fa fa-minus": "\u2212",
+    "fa fa-fast-backward": "\u23ee",
+    "fa fa-step-backward": "\u23ea",
+    "fa fa-play fa-flip-horizontal": "\u25c0",
+    "fa fa-pause": "\u23f8",
+    "fa fa-play": "\u25b6",
+    "fa fa-step-forward": "\u23e9",
+    "fa fa-fast-forward": "\u23ed",
+    "fa fa-plus": "+",
+}
+
+
+def animation_html(anim: Any, default_mode: str = "loop") -> str:
+    """Self-contained HTML for a matplotlib animation, playable offline.
+
+    ``anim.to_jshtml()`` embeds every frame as a PNG and a small JavaScript player,
+    but links the player's icon font from a CDN, so on an offline page (or behind a
+    firewall) its buttons are blank. This returns the same player with the stylesheet
+    link removed and the icons replaced by plain characters. Display it in a notebook
+    with ``IPython.display.HTML(animation_html(anim))``.
+
+    Parameters
+    ----------
+    anim : matplotlib.animation.Animation
+    default_mode : {'loop', 'once', 'reflect'}, default 'loop'
+
+    Returns
+    -------
+    str
+    """
+    import re
+
+    html = anim.to_jshtml(default_mode=default_mode)
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+    for cls, char in _PLAYER_ICONS.items():
+        html = html.replace(f'<i class="{cls}"></i>', char)
+    if "font-awesome" in html or '<i class="fa' in html:
+        raise RuntimeError("matplotlib's animation player changed: an icon was not replaced")
+    return html
 
 
 def plot_decoded_grid(

@@ -407,3 +407,33 @@ def test_facade_reexports_every_public_name_from_its_home_module():
         assert namespace[name] is getattr(homes[name], name), name
         home_of_object = getattr(namespace[name], "__module__", None)
         assert home_of_object in (None, homes[name].__name__), (name, home_of_object)
+
+
+@pytest.mark.parametrize("side", [32, 16])
+def test_smaller_sides_are_block_means_of_the_64_rendering(ds, side):
+    small = ProceduralSprites(side=side)
+    f = ds.sample_factors(24, rng=5)
+    big = ds.images(f).numpy()
+    r = 64 // side
+    reference = big.reshape(24, 1, side, r, side, r).mean(axis=(3, 5))
+    got = small.images(f)
+    assert small.image_shape == (1, side, side)
+    assert got.shape == (24, 1, side, side)
+    np.testing.assert_allclose(got.numpy(), reference, atol=1e-6)
+    # grey levels exist along edges and the total ink is preserved
+    assert ((got > 0) & (got < 1)).any()
+    np.testing.assert_allclose(got.sum((1, 2, 3)) * r * r, big.sum((1, 2, 3)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("side", [0, 48, 128, 32.0, True, "32"])
+def test_bad_side_raises(side):
+    with pytest.raises(ValueError, match="side must be one of"):
+        ProceduralSprites(side=side)
+
+
+def test_weak_pairs_pool_keeps_grey_levels_exactly():
+    small = ProceduralSprites(side=32)
+    pool = WeakPairs(small, n_pairs=40, batch_size=40, k=1, rng=2, shuffle=False)
+    x1, x2, _ = next(iter(pool))
+    np.testing.assert_array_equal(x1.numpy(), small.images(pool.factors1).numpy())
+    np.testing.assert_array_equal(x2.numpy(), small.images(pool.factors2).numpy())

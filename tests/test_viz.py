@@ -585,3 +585,45 @@ def test_latent_explorer_moved_but_stays_importable_from_viz():
     assert "latent_explorer" not in viz.__all__  # documented once, in autoencoders.explorer
     with pytest.raises(AttributeError, match="no attribute 'not_a_function'"):
         viz.not_a_function  # noqa: B018
+
+
+# ------------------------------------------------------------------ animated traversal
+def test_animated_traversal_frames_set_one_coordinate_per_panel():
+    vae = make_identity_vae(3)
+    x0 = torch.randn(1, 1, 3)
+    values = [-2.0, 0.0, 1.5]
+    anim = viz.animate_latent_traversal(vae, x0, dims=[2, 0], values=values,
+                                        likelihood="gaussian", dim_labels=["a", "b"])
+    fig = anim._fig
+    axes = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    assert fig.get_size_inches()[0] <= 7.0
+    mu = identity_mu(vae, x0.unsqueeze(0))[0].numpy()
+    # the frames go up and back down: 0, 1, 2, 1
+    for t, v in enumerate([values[0], values[1], values[2], values[1]]):
+        anim._func(t)
+        for ax, j in zip(axes, [2, 0]):
+            expected = mu.copy()
+            expected[j] = v
+            np.testing.assert_allclose(image_array(ax)[0], expected, atol=1e-6)
+        assert f"{v:+.2f}" in fig._suptitle.get_text()
+    assert anim._save_count == 4 or len(list(anim.new_frame_seq())) == 4
+    html = viz.animation_html(anim)
+    assert "<img" in html and "http" not in html and "<i class" not in html
+    assert "\u25b6" in html  # the play button
+
+
+def test_animated_traversal_rows_for_several_models_and_bad_input():
+    a, b = make_identity_vae(3), make_identity_vae(2)
+    anim = viz.animate_latent_traversal([a, b], None, dims=[[0, 1, 2], [1]],
+                                        dim_labels=[["x", "y", "z"], ["w"]],
+                                        row_titles=["A", "B"], likelihood="gaussian")
+    titles = [ax.get_title() for ax in anim._fig.axes if ax.get_images()]
+    assert titles == ["x", "y", "z", "w"]
+    with pytest.raises(ValueError, match="row_titles"):
+        viz.animate_latent_traversal([a, b], None, row_titles=["A"], likelihood="gaussian")
+    with pytest.raises(ValueError, match="values"):
+        viz.animate_latent_traversal(a, None, values=[1.0], likelihood="gaussian")
+    with pytest.raises(ValueError, match="dim_labels"):
+        viz.animate_latent_traversal(a, None, dims=[0, 1], dim_labels=["a"],
+                                     likelihood="gaussian")

@@ -41,8 +41,9 @@ class ModelOutput:
     --------
     >>> import torch
     >>> from autoencoders.vanilla import AEOutput
-    >>> AEOutput(x_hat=torch.zeros(2, 784), z=torch.zeros(2, 8))
-    AEOutput(x_hat=Tensor(shape=(2, 784), dtype=torch.float32), z=Tensor(shape=(2, 8), dtype=torch.float32))
+    >>> AEOutput(x_hat=torch.zeros(2, 784), z=torch.zeros(2, 8))  # doctest: +NORMALIZE_WHITESPACE
+    AEOutput(x_hat=Tensor(shape=(2, 784), dtype=torch.float32),
+             z=Tensor(shape=(2, 8), dtype=torch.float32))
     """
 
     def __repr__(self) -> str:

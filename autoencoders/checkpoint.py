@@ -175,6 +175,10 @@ def save_checkpoint(
     also deletes the temporary files of earlier saves to the same ``path`` whose
     process, on this host, no longer runs.
 
+    Under ``torch.distributed`` (see :mod:`autoencoders.distributed`) only rank 0
+    writes; on the other ranks the call returns ``path`` without writing, so a
+    training script needs no ``if rank == 0`` around it.
+
     It stores the model's ``state_dict``, the optimizer's (when given), ``meta``, the
     package version, the model's architecture (``str(model)``), the shape and dtype of
     one build input so that :func:`load_checkpoint` can rebuild lazy layers of a fresh
@@ -220,6 +224,12 @@ def save_checkpoint(
     if not path.parent.is_dir():
         raise FileNotFoundError(f"the folder of the checkpoint path does not exist: {str(path.parent)!r}")
     _check_meta(meta, "meta")
+    from . import distributed
+
+    if not distributed.is_main_process():
+        return path  # rank 0 writes the (identical) state of every rank
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module  # the file must load into a single-process model
     state = model.state_dict()
     pending = [k for k, t in state.items() if isinstance(t, nn.parameter.UninitializedTensorMixin)]
     if pending:

@@ -329,7 +329,7 @@ def load_mnist(
 
 
 class TensorLoader:
-    """Minibatches over tensors already in memory (CPU or GPU), without ``DataLoader``.
+    r"""Minibatches over tensors already in memory (CPU or GPU), without ``DataLoader``.
 
     Each epoch (each ``iter(loader)``) draws one permutation with ``torch.randperm``
     and yields, for every batch, a tuple with one ``index_select`` per tensor. With
@@ -353,6 +353,17 @@ class TensorLoader:
         moved to the tensors' device, so a CPU generator also drives GPU tensors and
         gives the same order on every device. Without one, torch's global RNG of the
         tensors' device is used. (``generator=`` is its earlier name.)
+
+    Notes
+    -----
+    **Several processes.** Inside a ``torch.distributed`` process group of :math:`W`
+    processes (``torchrun``, see :mod:`autoencoders.distributed`), every rank holds the
+    full tensors, draws the *same* permutation (give every rank the same ``rng``; with
+    none, a seed is broadcast from rank 0 when the loader is created, so all ranks
+    must create it) and iterates over its own shard ``perm[rank::W]``, truncated to
+    :math:`\lfloor N / W \rfloor` samples so that all ranks take the same number of
+    steps. ``len`` and the batches are then per rank; one step trains on :math:`W`
+    batches together.
 
     Yields
     ------
@@ -411,12 +422,21 @@ class TensorLoader:
                 f"drop_last=True with batch_size={batch_size} > N={n} would give epochs "
                 "without any batch; lower batch_size or set drop_last=False"
             )
+        from . import distributed
+
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        if distributed.is_distributed() and rng is None and shuffle:
+            rng = torch_rng(distributed.broadcast_seed())
+        if n < self.world_size:
+            raise ValueError(f"tensors must have at least one row per process "
+                             f"({self.world_size}), got N = {n}")
         self.tensors = tensors
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = rng
-        self.num_samples = n
+        self.total_samples = n
+        self.num_samples = n // self.world_size  # per rank
         self.device = tensors[0].device
 
     def __len__(self) -> int:
@@ -427,15 +447,22 @@ class TensorLoader:
 
     def _permutation(self) -> torch.Tensor:
         if self.generator is None:
-            return torch.randperm(self.num_samples, device=self.device)
+            return torch.randperm(self.total_samples, device=self.device)
         perm = torch.randperm(
-            self.num_samples, generator=self.generator, device=self.generator.device
+            self.total_samples, generator=self.generator, device=self.generator.device
         )
         return perm.to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         stop = len(self) * self.batch_size
-        if self.shuffle:
+        if self.world_size > 1:  # this rank's shard of the (shared) order
+            order = self._permutation() if self.shuffle else torch.arange(
+                self.total_samples, device=self.device)
+            mine = order[self.rank : self.num_samples * self.world_size : self.world_size]
+            for start in range(0, stop, self.batch_size):
+                idx = mine[start : start + self.batch_size]
+                yield tuple(t.index_select(0, idx) for t in self.tensors)
+        elif self.shuffle:
             perm = self._permutation()
             for start in range(0, stop, self.batch_size):
                 idx = perm[start : start + self.batch_size]
@@ -445,8 +472,9 @@ class TensorLoader:
                 yield tuple(t[start : start + self.batch_size] for t in self.tensors)
 
     def __repr__(self) -> str:
+        shard = f", rank={self.rank}/{self.world_size}" if self.world_size > 1 else ""
         return (
-            f"TensorLoader(N={self.num_samples:,}, batch_size={self.batch_size}, "
+            f"TensorLoader(N={self.num_samples:,}{shard}, batch_size={self.batch_size}, "
             f"batches={len(self)}, shuffle={self.shuffle}, drop_last={self.drop_last}, "
             f"device={self.device})"
         )

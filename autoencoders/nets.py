@@ -359,7 +359,7 @@ class ConvEncoder(_Encoder):
     :class:`ConvEncoder28` and :class:`ConvEncoder64` are this class with fixed
     geometry; use it directly for other sizes, for example CIFAR-10::
 
-        ConvEncoder(side=32, channels=(32, 64, 64), in_channels=3)   # 32 -> 16 -> 8 -> 4
+        ConvEncoder(side=32, channels=(32, 64, 64), in_channels=3)  # 32 -> 4
 
     Parameters
     ----------

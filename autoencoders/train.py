@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
+
 # Re-exported: the checkpoint helpers used to live here.
 from .checkpoint import load_checkpoint as load_checkpoint
 from .checkpoint import save_checkpoint as save_checkpoint
@@ -165,6 +167,10 @@ def _split_loss_kwargs(model: nn.Module, loss_kwargs: Mapping[str, Any] | None) 
             )
         fwd["S"] = lk.pop("S")
     names, var = _parameters(model.compute_loss)
+    if "sample" in lk and "sample" not in names:
+        fwd_names, fwd_var = _parameters(model.forward)
+        if "sample" in fwd_names or fwd_var:
+            fwd["sample"] = lk.pop("sample")  # z = mu in training: a deterministic VAE
     names -= {"x", "output"}
     unknown = sorted(set(lk) - names)
     if unknown and not var:
@@ -588,6 +594,7 @@ class _Run:
     max_steps: int | None
     max_seconds: float | None
     bar: Any
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper under torchrun
     history: History = field(default_factory=History)
     step: int = 0
     trained_s: float = 0.0  # training seconds of the completed epochs, for max_seconds
@@ -616,6 +623,8 @@ class _Run:
         except StopIteration:
             raise ValueError("train yielded no batches") from None
         _build_with(model, _split_batch(first, paired, dev)[0], paired)
+        net = _wrap_distributed(model, dev, max_seconds)
+        progress = progress and distributed.is_main_process()
         if optimizer is None:
             optimizer = _default_adam(model, _check_positive(lr, "lr"))
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -631,6 +640,7 @@ class _Run:
             max_steps=None if max_steps is None else int(max_steps),
             max_seconds=None if max_seconds is None else float(max_seconds),
             bar=_progress_bar(train, epochs, max_steps) if progress else None,
+            net=net,
             history=History(device=str(dev)),
         )
 
@@ -656,6 +666,8 @@ class _Run:
                 return sums, seen, self._seconds_since(start), True
             try:
                 n, diag = self._step(batch)
+            except RuntimeError as err:
+                raise _distributed_context(err) from err
             except (ValueError, FloatingPointError) as err:
                 if seen:
                     _record_epoch(self.history, sums, seen, time.perf_counter() - start, self.step)
@@ -672,7 +684,7 @@ class _Run:
         x, n = _split_batch(batch, self.paired, self.dev)
         if self.beta_schedule is not None:
             self.lk["beta"] = self.beta_schedule(self.step)
-        res = self.model.compute_loss(x, self.model(x, **self.fwd), **self.lk)
+        res = self.model.compute_loss(x, self.net(x, **self.fwd), **self.lk)
         _check_finite_step(res.diagnostics, x, self.params, self.grad_clip, self.optimizer, res)
         self.optimizer.step()
         self.step += 1
@@ -716,6 +728,7 @@ class _Run:
     ) -> bool:
         """Record the epoch, evaluate, run the callbacks and the scheduler; ``True`` to stop."""
         self.trained_s += elapsed
+        sums, seen = distributed.all_reduce_sums(sums, seen)  # means over every rank
         _record_epoch(self.history, sums, seen, elapsed, self.step)
         key = _shown_key(sums) if sums else None
         postfix = f"{key}={sums[key] / seen:.4g}" if key else ""
@@ -731,6 +744,36 @@ class _Run:
         if self.scheduler is not None and not self.step_each_batch:
             self.scheduler.step()
         return any(stop)
+
+
+def _wrap_distributed(model: nn.Module, dev: torch.device, max_seconds: Any) -> nn.Module:
+    """The model wrapped in DistributedDataParallel inside a process group, else itself.
+
+    DDP broadcasts rank 0's parameters and buffers to every rank when it is created,
+    and averages the gradients across ranks during every backward pass."""
+    if not distributed.is_distributed():
+        return model
+    if max_seconds is not None:
+        raise ValueError(
+            "max_seconds is not supported under torch.distributed: ranks would stop at "
+            f"different steps and wait for each other forever; got max_seconds={max_seconds!r}, "
+            "use max_steps"
+        )
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+
+
+def _distributed_context(err: RuntimeError) -> RuntimeError:
+    """Say which rank waited in vain when a collective operation fails."""
+    if not distributed.is_distributed():
+        return err
+    return RuntimeError(
+        f"rank {distributed.rank()} of {distributed.world_size()}: {err}\n(under "
+        "torch.distributed this usually means another rank stopped, for example on an "
+        "exception or a bad batch, while this one waited for it in a gradient "
+        "all-reduce; see the other rank's traceback)"
+    )
 
 
 def _build_with(model: nn.Module, x: Any, paired: bool) -> None:

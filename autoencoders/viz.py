@@ -58,7 +58,13 @@ from .inference import (
 from .likelihoods import LikelihoodLike, get_likelihood
 from .utils import _renamed
 
+MAX_FIGURE_WIDTH = 7.0
+"""Inches: the widest figure the helpers draw, the width of the book's text column (at
+the default 100 dpi a 7-inch figure is shown at its natural size, so 9-point text stays
+9-point text)."""
+
 __all__ = [
+    "MAX_FIGURE_WIDTH",
     "animate_latent_traversal",
     "animation_html",
     "show_images",
@@ -164,7 +170,7 @@ def _new_axes(ax: Axes | None, rows: int, cols: int, aspect: float = 1.0) -> Axe
         if not isinstance(ax, Axes):
             raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
         return ax
-    cell = min(0.9, 11.0 / max(cols, 1))
+    cell = min(0.9, (MAX_FIGURE_WIDTH - 1.4) / max(cols, 1))
     size = (cell * cols + 1.4, cell * rows * aspect + 1.4)  # room for a two-line title, x labels
     _, new = plt.subplots(figsize=size, layout="constrained")
     return new
@@ -286,7 +292,9 @@ def _titled_images(
     rows, cols = math.ceil(n / nrow), min(nrow, n)
     lo, hi = _value_range(images, vrange)
     if ax is None:
-        fig = plt.figure(figsize=(1.3 * cols + 0.4, 1.5 * rows * aspect + 0.5), layout="constrained")
+        cell = min(1.3, (MAX_FIGURE_WIDTH - 0.4) / cols)
+        fig = plt.figure(figsize=(cell * cols + 0.4, (cell + 0.2) * rows * aspect + 0.5),
+                         layout="constrained")
         cells = [fig.add_subplot(rows, cols, k + 1) for k in range(n)]
         if title is not None:
             fig.suptitle(title)
@@ -376,7 +384,7 @@ def plot_reconstructions(
         rows = [("clean", _as_images(x, "x"), (0.0, 1.0)), ("input (noisy)", _as_images(inputs, "inputs"), (0.0, 1.0))]
     rows.append(("reconstruction", _as_images(_apply(f, x_hat), "reconstruction"), vrange))
     if fig is None:
-        width = min(0.9 * n + 1.6, 13.0)
+        width = min(0.9 * n + 1.6, MAX_FIGURE_WIDTH)
         fig = plt.figure(figsize=(width, len(rows) * (width - 1.6) / n + 0.7), layout="constrained")
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for ax, (label, images, rng) in zip(axes, rows):

@@ -130,3 +130,41 @@ def test_markdown_displayed_by_a_cell_renders_as_a_table(built_pages: dict[Path,
         "the likelihood summary is not rendered as a table"
     )
     assert "| likelihood | support |" not in "".join(output), "raw pipe text in an output"
+
+
+# Width of the content column at 1,300 px, in characters of the code font.
+MAX_COLUMNS = 80
+PRE_BLOCK = re.compile(r"<pre[^>]*>(.*?)</pre>", re.DOTALL)
+TAG = re.compile(r"<[^>]+>")
+
+
+def overflowing_lines(page: str) -> list[str]:
+    """Lines of code or output (every ``<pre>`` block) longer than the column."""
+    import html as html_lib
+
+    lines = []
+    for block in PRE_BLOCK.findall(page):
+        text = html_lib.unescape(TAG.sub("", block))
+        lines += [line for line in text.splitlines() if len(line.rstrip()) > MAX_COLUMNS]
+    return lines
+
+
+def test_overflowing_lines_are_counted():
+    page = "<pre>ok\n" + "x" * 81 + "</pre><p>" + "y" * 200 + "</p><pre><span>a</span>&lt;b</pre>"
+    assert overflowing_lines(page) == ["x" * 81]
+
+
+def test_no_code_or_output_line_is_cut_off(built_pages: dict[Path, str]) -> None:
+    """Every line of code and of printed output fits the content column (issue 16).
+
+    The highlighted source pages that Sphinx's viewcode writes under ``_modules`` are
+    left out: they show the package's code at its own line length (100, ruff's
+    setting), in a scrolling box of their own, and are not part of the book's text.
+    """
+    report = {p.name: overflowing_lines(t) for p, t in built_pages.items()
+              if "_modules" not in p.relative_to(HTML).parts}
+    report = {name: lines for name, lines in report.items() if lines}
+    total = sum(len(v) for v in report.values())
+    assert total == 0, f"{total} lines wider than {MAX_COLUMNS} characters: " + "; ".join(
+        f"{name}: {len(v)} (first: {v[0][:100]!r})" for name, v in sorted(report.items())
+    )

@@ -13,8 +13,8 @@ public names:
     renders images on the fly from the dSprites factor grid: 3 shapes (square,
     ellipse, heart) x 6 scales in ``[0.5, 1]`` x 40 orientations x 32 x 32
     positions. **This is not the original dSprites**, a stored file of 737,280 images
-    (Matthey et al. 2017) that cannot be downloaded on the offline machines that
-    build this book. The exact pixel shapes, their sizes, the range of positions and
+    (Matthey et al. 2017) that must be downloaded (``load_dsprites`` reads it when it
+    is available). The exact pixel shapes, their sizes, the range of positions and
     the orientation grid differ (details in :mod:`autoencoders.procedural_sprites`),
     so numbers measured on it are not comparable with published dSprites numbers.
 :mod:`autoencoders.dsprites_file`

@@ -5,8 +5,8 @@
 ellipse, heart) x 6 scales in ``[0.5, 1]`` x 40 orientations x 32 x 32 positions.
 
 **This is not the original dSprites.** The original (Matthey et al. 2017) is a stored
-file of 737,280 images that cannot be downloaded on the offline machines that build
-this book (:func:`~autoencoders.dsprites_file.load_dsprites` reads it where it can).
+file of 737,280 images that must be downloaded
+(:func:`~autoencoders.dsprites_file.load_dsprites` reads it when it is available).
 ``ProceduralSprites`` differs from it in the exact pixel shapes (our shapes come from
 implicit functions, sampled once at each pixel centre), in their absolute sizes and in
 the range of positions (chosen here so that every rotated shape at scale 1 stays fully

@@ -266,7 +266,7 @@ def decode(
     .. math::
 
         \text{bernoulli: } \sigma(\hat x), \qquad
-        \text{continuous\_bernoulli: } \frac{\sigma(\hat x)}{\tanh(\hat x / 2)} - \frac{1}{\hat x},
+        \text{continuous_bernoulli: } \frac{\sigma(\hat x)}{\tanh(\hat x / 2)} - \frac{1}{\hat x},
         \qquad \text{gaussian, laplace: } \hat x.
 
     Parameters

@@ -14,7 +14,7 @@ own likelihood (``model.likelihood``; a keyword ``likelihood=`` overrides it):
 .. math::
 
     \text{bernoulli: } \sigma(\hat x), \qquad
-    \text{continuous\_bernoulli: } \mathbb E_{\mathcal{CB}}[x \mid \hat x], \qquad
+    \text{continuous_bernoulli: } \mathbb E_{\mathcal{CB}}[x \mid \hat x], \qquad
     \text{gaussian, laplace: } \hat x.
 
 ``likelihood=None`` shows the raw decoder output (grey levels span its min to max).

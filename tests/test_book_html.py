@@ -168,3 +168,11 @@ def test_no_code_or_output_line_is_cut_off(built_pages: dict[Path, str]) -> None
     assert total == 0, f"{total} lines wider than {MAX_COLUMNS} characters: " + "; ".join(
         f"{name}: {len(v)} (first: {v[0][:100]!r})" for name, v in sorted(report.items())
     )
+
+
+def test_api_page_shows_defaults_and_math_as_written(built_pages: dict[Path, str]) -> None:
+    """No ``<class 'torch...'>`` reprs in signatures, no literal ``\\_`` in math (issue 16)."""
+    page = next((t for p, t in built_pages.items() if p.name == "api.html"), None)
+    assert page is not None, "the API page was not built"
+    assert "&lt;class" not in page and "torch.nn.modules." not in page
+    assert "\\_" not in page

@@ -256,6 +256,7 @@ def traversal_labels(
     factor_names: Sequence[str],
     *,
     threshold: float = 0.1,
+    short: bool = False,
 ) -> tuple[list[int], list[str]]:
     """Order and label the latent dimensions for a traversal figure.
 
@@ -267,10 +268,14 @@ def traversal_labels(
                                         ds.factor_names)
         plot_latent_traversal(vae, x, dims=dims, dim_labels=labels)
 
+    With ``short=True`` each label is the factor's name alone (or ``'unused'``), for
+    small panels such as those of
+    :func:`~autoencoders.viz.animate_latent_traversal`.
+
     Returns
     -------
     (list of int, list of str)
-        The dimension order and one two-line label per dimension.
+        The dimension order and one label per dimension (two lines unless ``short``).
     """
     kl = torch.as_tensor(kl_per_dim, dtype=torch.float64).flatten()
     if len(code_to_factor) != kl.numel():
@@ -282,5 +287,6 @@ def traversal_labels(
     for j in order:
         f = int(code_to_factor[j])
         used = kl[j] > threshold and 0 <= f < len(factor_names)
-        labels.append(f"z{j}: {factor_names[f] if used else 'unused'}\nKL {kl[j]:.2f}")
+        name = factor_names[f] if used else "unused"
+        labels.append(name if short else f"z{j}: {name}\nKL {kl[j]:.2f}")
     return order, labels

@@ -183,3 +183,13 @@ def test_check_with_out_detects_a_stale_copy(tmp_path):
     (book / "toy.ipynb").write_text((book / "toy.ipynb").read_text().replace("42", "43"))
     result = run_script("--check", "--book", book, "--out", out)
     assert result.returncode == 1 and "out of date" in result.stderr
+
+
+def test_student_copy_installs_the_release_it_was_generated_from(student):
+    """In Colab the student's copy installs ``@v<__version__>`` of the package, the
+    version the copy was made from, not a moving branch (issue 18)."""
+    import autoencoders
+
+    setup = next(c for c in student.cells if c.cell_type == "code")
+    assert f"@v{autoencoders.__version__}" in setup.source
+    assert "@main" not in setup.source

@@ -87,3 +87,10 @@ def test_factory_seed_fixes_every_weight_and_leaves_the_global_stream_alone():
         assert torch.equal(p, q)
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True))
     assert all(torch.equal(p, q) for p, q in zip(mlp_ae(3, seed=1).parameters(), mlp_ae(3, seed=1).parameters(), strict=True))
+
+
+def test_traversal_labels_short_form_is_the_factor_name_only():
+    order, labels = traversal_labels(torch.tensor([0.05, 2.0, 0.7]), [1, 0, 2],
+                                     ["shape", "scale", "x"], short=True)
+    assert order == [1, 2, 0]
+    assert labels == ["shape", "x", "unused"]

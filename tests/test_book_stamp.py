@@ -34,7 +34,10 @@ def _fill(cache: Path) -> None:
 
 
 def _run(pkg, data, cache, versions=VERSIONS) -> bool:
-    return book_stamp.refresh(cache, book_stamp.compute_stamp(pkg, data, versions))
+    """True when the cache was cleared."""
+    outcome = book_stamp.refresh(cache, book_stamp.compute_stamp(pkg, data, versions),
+                                 book_stamp.compute_zoo_stamp(pkg))
+    return outcome == "cleared"
 
 
 def test_cache_survives_unchanged_inputs_and_is_cleared_by_each_input(tmp_path):
@@ -48,7 +51,6 @@ def test_cache_survives_unchanged_inputs_and_is_cleared_by_each_input(tmp_path):
 
     changes = [
         lambda: (pkg / "loss.py").write_text("X = 2\n"),  # package source
-        lambda: (pkg / "zoo" / "m.pt").write_bytes(b"\x00\x02"),  # a retrained zoo model
         lambda: (pkg / "pretrained.py").write_text(""),  # a new module
         lambda: (data / "MNIST" / "raw" / "t10k").write_bytes(b"abcd"),  # the data
     ]
@@ -79,6 +81,7 @@ def test_command_line_clears_a_stale_cache(tmp_path):
     out = subprocess.run([sys.executable, str(SCRIPT), "--cache", str(cache),
                           "--data", str(tmp_path / "none")],
                          capture_output=True, text=True, check=True)
+    assert (tmp_path / ".jupyter_cache.stamp").read_text() != "0" * 64 + "\n"
     assert "cleared" in out.stdout and not cache.exists()
     again = subprocess.run([sys.executable, str(SCRIPT), "--cache", str(cache),
                             "--data", str(tmp_path / "none")],
@@ -93,3 +96,28 @@ def test_make_book_runs_the_stamp_before_building():
     build = next(i for i, ln in enumerate(lines) if "jupyter-book build" in ln)
     assert stamp < build
     assert "$(BOOK_OUT)/_build/.jupyter_cache" in lines[stamp]
+
+
+def test_a_retrained_zoo_drops_only_the_chapters_that_use_it(tmp_path):
+    import nbformat
+    from jupyter_cache import get_cache
+
+    pkg, data, cache = _tree(tmp_path)
+    book = tmp_path / "book"
+    book.mkdir()
+    paths = {}
+    for name, code in (("plain", "x = 1"), ("zoo", "from autoencoders import pretrained")):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        paths[name] = book / f"{name}.ipynb"
+        nbformat.write(nb, paths[name])
+    _run(pkg, data, cache)
+    jc = get_cache(str(cache))
+    for path in paths.values():
+        jc.cache_notebook_file(str(path), check_validity=False)
+    assert len(jc.list_cache_records()) == 2
+    (pkg / "zoo" / "m.pt").write_bytes(b"\x00\x02")  # a retrained zoo model
+    stamp = book_stamp.compute_stamp(pkg, data, VERSIONS)
+    assert book_stamp.refresh(cache, stamp, book_stamp.compute_zoo_stamp(pkg)) == "zoo"
+    left = [r.uri for r in get_cache(str(cache)).list_cache_records()]
+    assert left == [str(paths["plain"])]
+    assert book_stamp.refresh(cache, stamp, book_stamp.compute_zoo_stamp(pkg)) == "kept"

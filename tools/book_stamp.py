@@ -6,23 +6,28 @@ shipped inside it, the data they read and the versions of torch and Python, none
 which jupyter-cache sees: without this stamp, an edit to ``autoencoders/*.py`` or a
 retrained zoo model would leave stale figures and numbers in the book.
 
-The stamp is a SHA-256 over
+Two stamps, each a SHA-256:
 
-* every file under ``autoencoders/`` (source and zoo files, by path and contents);
-* the data root (``AUTOENCODERS_DATA``), by relative path, size and modification time
-  of every file (hashing gigabytes of data on every build would cost minutes);
-* the Python, torch, numpy and matplotlib versions.
+* the **inputs** stamp, over every file under ``autoencoders/`` except the model zoo
+  (source, by path and contents), the data root (``AUTOENCODERS_DATA``, by relative
+  path, size and modification time of every file: hashing gigabytes of data on every
+  build would cost minutes), and the Python, torch, numpy and matplotlib versions.
+  When it changes, the whole cache is removed: the package's code can affect every
+  chapter;
+* the **zoo** stamp, over ``autoencoders/zoo``. When only it changes, only the
+  chapters that use the zoo (whose source mentions ``pretrained``) are removed from
+  the cache, and the others keep their executed outputs.
 
 ``make book`` runs ``python tools/book_stamp.py --cache _build/.jupyter_cache``
-before building: when the stamp differs from the one stored beside the cache (or
-there is none), the cache folder is removed and the new stamp is written, so every
-chapter is executed again.
+before building. The stamps are stored beside the cache, in
+``.jupyter_cache.stamp`` (JSON).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -52,16 +57,23 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _hash_files(h, root: Path, skip: str | None = None) -> None:
+    for path in _files(root):
+        rel = path.relative_to(root).as_posix()
+        if skip is not None and (rel == skip or rel.startswith(skip + "/")):
+            continue
+        h.update(f"P{rel}\0".encode())
+        h.update(path.read_bytes())
+
+
 def compute_stamp(
     package: Path = REPO / "autoencoders",
     data_root: Path | None = None,
     versions: dict[str, str] | None = None,
 ) -> str:
-    """The SHA-256 (hex) of everything above; the same inputs give the same stamp."""
+    """The inputs stamp (hex): package without the zoo, data listing, versions."""
     h = hashlib.sha256()
-    for path in _files(package):
-        h.update(f"P{path.relative_to(package).as_posix()}\0".encode())
-        h.update(path.read_bytes())
+    _hash_files(h, package, skip="zoo")
     if data_root is not None and data_root.is_dir():
         for path in _files(data_root):
             st = path.stat()
@@ -72,20 +84,59 @@ def compute_stamp(
     return h.hexdigest()
 
 
-def refresh(cache: Path, stamp: str) -> bool:
-    """Remove ``cache`` if its stored stamp is not ``stamp``; store ``stamp``.
+def compute_zoo_stamp(package: Path = REPO / "autoencoders") -> str:
+    """The zoo stamp (hex): every file of ``package/zoo``."""
+    h = hashlib.sha256()
+    if (package / "zoo").is_dir():
+        _hash_files(h, package / "zoo")
+    return h.hexdigest()
 
-    Returns True when the cache was cleared (or there was no stored stamp).
+
+def _uses_zoo(notebook: Path) -> bool:
+    try:
+        return "pretrained" in notebook.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+def _drop_zoo_chapters(cache: Path) -> list[str]:
+    """Remove the cached executions of the notebooks that use the zoo."""
+    if not cache.exists():
+        return []
+    from jupyter_cache import get_cache
+
+    jc = get_cache(str(cache))
+    dropped = []
+    for record in jc.list_cache_records():
+        if _uses_zoo(Path(record.uri)):
+            jc.remove_cache(record.pk)
+            dropped.append(Path(record.uri).name)
+    return sorted(set(dropped))
+
+
+def refresh(cache: Path, stamp: str, zoo_stamp: str = "") -> str:
+    """Bring ``cache`` up to date with the stamps; store them.
+
+    Returns ``'cleared'`` (inputs changed, or no stored stamp: the cache was removed),
+    ``'zoo'`` (only the zoo changed: its chapters were removed from the cache) or
+    ``'kept'``.
     """
     stamp_file = cache.parent / (cache.name + ".stamp")
-    old = stamp_file.read_text().strip() if stamp_file.is_file() else None
-    if old == stamp:
-        return False
-    if cache.exists():
-        shutil.rmtree(cache)
+    try:
+        old = json.loads(stamp_file.read_text()) if stamp_file.is_file() else {}
+    except ValueError:  # an older, single-line stamp
+        old = {}
+    outcome = "kept"
+    if old.get("inputs") != stamp:
+        if cache.exists():
+            shutil.rmtree(cache)
+        outcome = "cleared"
+    elif old.get("zoo") != zoo_stamp:
+        _drop_zoo_chapters(cache)
+        outcome = "zoo"
     stamp_file.parent.mkdir(parents=True, exist_ok=True)
-    stamp_file.write_text(stamp + "\n")
-    return True
+    stamp_file.write_text(json.dumps({"inputs": stamp, "zoo": zoo_stamp}) + "\n")
+    return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or (Path(os.environ["AUTOENCODERS_DATA"])
                          if os.environ.get("AUTOENCODERS_DATA") else None)
     stamp = compute_stamp(data_root=data)
-    if refresh(args.cache, stamp):
+    outcome = refresh(args.cache, stamp, compute_zoo_stamp())
+    if outcome == "cleared":
         print(f"book inputs changed (stamp {stamp[:12]}): cleared {args.cache}, "
               "every chapter will be executed again")
+    elif outcome == "zoo":
+        print("the model zoo changed: the chapters that use it will be executed again")
     else:
         print(f"book inputs unchanged (stamp {stamp[:12]}): keeping {args.cache}")
     return 0

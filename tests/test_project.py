@@ -31,7 +31,7 @@ PARTS = {
     "Foundations": ("01", "02", "03"),
     "Variational autoencoders": ("04", "05"),
     "Disentanglement": ("06", "07"),
-    "Building on the package": ("08", "09"),
+    "Building on the package": ("08", "09", "10"),
 }
 # Sections that may follow a notebook's Exercises section.
 AFTER_EXERCISES = re.compile(r"^(solutions?|references|further reading|bibliography)\b", re.I)

@@ -166,3 +166,22 @@ def test_manifests_are_valid_json_with_no_nan():
         text = (pretrained.ZOO_DIR / f"{name}.json").read_text()
         assert "NaN" not in text and "Infinity" not in text
         json.loads(text)
+
+
+def test_the_guide_quotes_the_zoo_as_it_is():
+    """book/which_autoencoder.md states chapter 7's zoo numbers; they must be the
+    manifests' (seed means, rounded to 2 decimals)."""
+    import re
+
+    import numpy as np
+
+    page = (pretrained.ZOO_DIR.parent.parent / "book" / "which_autoencoder.md").read_text()
+    quoted = re.search(r"mean MIG of ([\d.]+) and DCI D of ([\d.]+) against ([\d.]+) and "
+                       r"([\d.]+)", page)
+    assert quoted, "the guide does not quote the zoo's numbers"
+    means = []
+    for kind in ("adagvae-k1", "betavae-b1"):
+        ms = [pretrained.info(f"ch7-{kind}-seed{s}")["metrics"] for s in (0, 1, 2)]
+        means += [np.mean([m["mig"] for m in ms]), np.mean([m["dci_d"] for m in ms])]
+    assert [float(g) for g in quoted.groups()] == [round(v, 2) for v in
+                                                   (means[0], means[1], means[2], means[3])]

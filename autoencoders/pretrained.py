@@ -160,7 +160,7 @@ def _entries() -> dict[str, ZooConfig]:
         out[f"ch7-adagvae-k1-seed{seed}"] = ZooConfig("adagvae", 1.0, 1, seed, 7)
         out[f"ch7-betavae-b1-seed{seed}"] = ZooConfig("betavae", 1.0, 1, seed, 7)
     out["ch7-adagvae-krandom-seed0"] = ZooConfig("adagvae", 1.0, "random", 0, 7)
-    for beta in (4, 8, 16):  # chapter 6's sweep; beta = 1 is ch7-betavae-b1-seed0
+    for beta in (4, 16):  # chapter 6's sweep; beta = 1 is ch7-betavae-b1-seed0
         out[f"ch6-betavae-b{beta}-seed0"] = ZooConfig("betavae", float(beta), 1, 0, 6)
     return out
 

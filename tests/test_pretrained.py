@@ -23,7 +23,7 @@ from autoencoders import VAE, AdaGVAE
 NAMES = sorted(pretrained.ENTRIES)
 # Replaying 50 steps covers each kind, each k and a beta other than 1.
 REPLAY = ["ch7-adagvae-k1-seed0", "ch7-betavae-b1-seed1", "ch7-adagvae-krandom-seed0",
-          "ch6-betavae-b16-seed0"]
+          "ch6-betavae-b4-seed0"]
 MAX_ZOO_BYTES = 25 * 2**20
 
 
@@ -45,7 +45,7 @@ def test_the_chapters_have_what_they_need():
         assert len(seeds) >= 3, (kind, seeds)
     assert any(c.k == "random" for c in ch7)
     betas = {c.beta for c in pretrained.ENTRIES.values() if c.kind == "betavae"}
-    assert len(betas) >= 3
+    assert len(betas) >= 2
 
 
 @pytest.mark.parametrize("name", NAMES)

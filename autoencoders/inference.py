@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from . import utils
-from .likelihoods import LikelihoodLike, distribution_mean
+from .likelihoods import LikelihoodLike, distribution_mean, parameter_shape
 from .loss import log_normal_diag as log_normal_diag  # re-export; documented in loss
 from .utils import _renamed, torch_rng
 
@@ -340,10 +340,11 @@ def reconstruct(
     x = _check_tensor(x, "x")
     with evaluating(model):
         x_hat = decode(model, encode_mean(model, x), raw=True)
-    if x_hat.shape != x.shape:
-        raise ValueError(
-            f"the reconstruction must have the shape of x = {list(x.shape)}, got {list(x_hat.shape)}"
-        )
+    # more channels than x for a likelihood with several parameters per pixel
+    expected = parameter_shape(likelihood if likelihood is not None else getattr(model, "likelihood", "gaussian"), x.shape)
+    if x_hat.shape != expected:
+        wanted = f"the shape of x = {list(x.shape)}" if expected == x.shape else f"shape {list(expected)}"
+        raise ValueError(f"the reconstruction must have {wanted}, got {list(x_hat.shape)}")
     return _image_mean(model, x_hat, likelihood, raw)
 
 

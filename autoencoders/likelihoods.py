@@ -2,14 +2,24 @@ r"""Observation models :math:`p(x \mid \hat x)`: one registry entry per likeliho
 
 The decoder of every model outputs *distribution parameters*, never probabilities:
 ``x_hat`` is a mean for the Gaussian and Laplace likelihoods and a logit for the
-Bernoulli and continuous Bernoulli likelihoods. Everything the package needs to know
+Bernoulli and continuous Bernoulli likelihoods. The two likelihoods of 8-bit images
+(grey levels :math:`k/255`), ``'discretized_logistic'`` and ``'categorical256'``,
+give a probability to each of the 256 levels, so their log-likelihoods are in bits of
+the actual data; their decoders output a location and a log-scale map, or 256 logit
+maps, per image channel. Everything the package needs to know
 about a likelihood sits in one :class:`Likelihood` entry:
 
 - ``log_prob(x, x_hat)``: the elementwise log density;
 - ``mean(x_hat)``: the expected image :math:`\mathbb E[x \mid \hat x]`, for plotting;
 - ``log_normalizer``: a per-element constant that ``log_prob`` leaves out;
 - ``support``: the targets it is defined for (``(0, 1)`` for the Bernoulli types);
-- ``label``: how its images are described in figures.
+- ``label``: how its images are described in figures;
+- ``param_channels``: how many decoder channels it reads per image channel (1 for
+  the one-parameter likelihoods; 2 and 256 for the two likelihoods of 8-bit images,
+  whose decoder therefore outputs more channels than the image has, see
+  :func:`parameter_shape`);
+- ``check_target``: any check of the targets beyond ``support`` (the 8-bit
+  likelihoods require grey levels :math:`k/255`).
 
 A new likelihood is registered once and is then usable by name everywhere (models,
 :func:`~autoencoders.train.fit`, :func:`~autoencoders.train.evaluate`, the plotting
@@ -26,7 +36,7 @@ it has no known mean, so the plotting helpers then need ``transform=``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -46,6 +56,9 @@ __all__ = [
     "log_normalizer",
     "distribution_mean",
     "validate_target",
+    "parameter_shape",
+    "discretized_logistic_log_prob",
+    "discretized_logistic_mean",
 ]
 
 _LOG2 = math.log(2.0)
@@ -53,6 +66,10 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 # Below this |logit| the continuous-Bernoulli terms switch to their Taylor series,
 # which are exact to float64 round-off there (next term ~ logit**6 / 1e5).
 _CB_TAYLOR = 1e-2
+# 8-bit images: 256 grey levels k / 255. A float32 k / 255 times 255 is within
+# 1e-4 of k, so targets farther than this (in grey levels) from the grid are rejected.
+_LEVELS = 256
+_GRID_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,16 @@ class Likelihood:
         ``binary_cross_entropy_with_logits(..., reduction="sum")``). Training only
         needs this sum, so a fused one saves a pass over the batch; without it the
         elementwise values are summed.
+    param_channels : int, default 1
+        Decoder channels per image channel, :math:`K`. With :math:`K > 1` the targets
+        are images ``[..., C, H, W]`` and ``x_hat`` is ``[..., K * C, H, W]``, read as
+        ``x_hat.unflatten(-3, (K, C))``: :math:`K` parameter maps, each with the
+        image's :math:`C` channels (see :func:`parameter_shape`). ``log_prob`` and
+        ``mean`` then return tensors of the *target's* shape.
+    check_target : callable, optional
+        ``check_target(x, name) -> str or None``: a problem with the targets that
+        ``support`` cannot express (for example values off the 8-bit grid), as an
+        error message naming ``name``, or ``None``. :func:`validate_target` runs it.
     """
 
     name: str
@@ -91,6 +118,8 @@ class Likelihood:
     support: tuple[float, float] | None = None
     label: str = ""
     log_prob_sum: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    param_channels: int = 1
+    check_target: Callable[[torch.Tensor, str], str | None] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -105,6 +134,10 @@ class Likelihood:
             isinstance(self.support, tuple) and len(self.support) == 2 and self.support[0] < self.support[1]
         ):
             raise ValueError(f"support must be None or a pair (low, high) with low < high, got {self.support!r}")
+        if isinstance(self.param_channels, bool) or not isinstance(self.param_channels, int) or self.param_channels < 1:
+            raise ValueError(f"param_channels must be a positive int, got {self.param_channels!r}")
+        if self.check_target is not None and not callable(self.check_target):
+            raise TypeError(f"check_target must be callable f(x, name) or None, got {self.check_target!r}")
 
     def __repr__(self) -> str:
         return f"Likelihood({self.name!r})"
@@ -123,6 +156,10 @@ class LikelihoodType(str, Enum):
         :cite:p:`loaiza2019continuous`, including its normalising constant.
     ``LAPLACE``
         Unit-scale Laplace with location ``x_hat``.
+
+    These four read one decoder output per pixel. The two likelihoods of 8-bit images,
+    ``'discretized_logistic'`` :cite:p:`salimans2017pixelcnn` and ``'categorical256'``,
+    read several (see :func:`parameter_shape`) and are registered by name only.
     """
 
     GAUSSIAN = "gaussian"
@@ -228,23 +265,94 @@ def _target_problem(name: str, lo: float, hi: float, entry: Likelihood) -> str |
 def validate_target(x: torch.Tensor, likelihood: LikelihoodLike, name: str = "x") -> None:
     r"""Check that ``x`` is a valid target for ``likelihood``.
 
-    Every likelihood needs finite targets; one with a ``support`` (the Bernoulli and
-    continuous Bernoulli: :math:`x \in [0, 1]`) needs them inside it, since outside it
-    the "log density" is a finite, plausible-looking number that is not a log density
-    of anything. The check reads the minimum and maximum of ``x`` (one device
-    synchronisation).
+    Every likelihood needs finite targets; one with a ``support`` (the Bernoulli,
+    continuous Bernoulli and 8-bit likelihoods: :math:`x \in [0, 1]`) needs them
+    inside it, since outside it the "log density" is a finite, plausible-looking number
+    that is not a log density of anything. The check reads the minimum and maximum of
+    ``x`` (one device synchronisation). A likelihood with a ``check_target`` runs it
+    next: the 8-bit likelihoods require grey levels :math:`x = k/255`,
+    :math:`k \in \{0, \dots, 255\}` (within :math:`10^{-3}` of a level, in units of
+    one level), one more synchronisation.
 
     Raises
     ------
     ValueError
-        Naming ``name``, the likelihood and the range found.
+        Naming ``name``, the likelihood, what was expected and what was found.
     """
     if x.numel() == 0:
         return
+    entry = get_likelihood(likelihood)
     lo, hi = torch.stack(torch.aminmax(x.detach())).to(torch.float64).tolist()
-    problem = _target_problem(name, lo, hi, get_likelihood(likelihood))
+    problem = _target_problem(name, lo, hi, entry)
+    if problem is None and entry.check_target is not None:
+        problem = entry.check_target(x, name)
     if problem:
         raise ValueError(problem)
+
+
+def parameter_shape(likelihood: LikelihoodLike, shape: Sequence[int]) -> torch.Size:
+    r"""The shape of the decoder output ``x_hat`` that ``likelihood`` needs for targets
+    of shape ``shape``.
+
+    A likelihood with one parameter per element (every built-in except the two 8-bit
+    ones) needs ``x_hat`` of the target's own shape. One with
+    :math:`K` = ``param_channels`` parameters per element reads images
+    ``[..., C, H, W]`` from ``x_hat`` of shape ``[..., K C, H, W]``, laid out as
+    ``x_hat.unflatten(-3, (K, C))``: parameter map :math:`k` of channel :math:`c` is
+    channel :math:`kC + c`. For a one-channel image the :math:`K` channels are simply
+    the :math:`K` parameters. Give the decoder that many output channels, for example
+    ``MLPDecoder(latent_dim, out_shape=parameter_shape("categorical256", (1, 28, 28)))``.
+
+    Parameters
+    ----------
+    likelihood : str, Likelihood, LikelihoodType or callable
+    shape : sequence of int
+        Shape of the targets, with or without leading batch dimensions.
+
+    Returns
+    -------
+    torch.Size
+        ``shape`` itself, or ``[..., K * C, H, W]``.
+
+    Raises
+    ------
+    ValueError
+        If :math:`K > 1` and ``shape`` has fewer than three dimensions ``(C, H, W)``.
+
+    Examples
+    --------
+    >>> parameter_shape("discretized_logistic", (32, 3, 8, 8))
+    torch.Size([32, 6, 8, 8])
+    >>> parameter_shape("bernoulli", (32, 784))
+    torch.Size([32, 784])
+    """
+    entry = get_likelihood(likelihood)
+    shape = torch.Size(shape)
+    k = entry.param_channels
+    if k == 1:
+        return shape
+    if len(shape) < 3:
+        raise ValueError(
+            f"the {entry.name!r} likelihood needs image targets [..., C, H, W] (its decoder "
+            f"outputs {k} maps per channel), got targets of shape {list(shape)}"
+        )
+    return torch.Size((*shape[:-3], k * shape[-3], *shape[-2:]))
+
+
+def _check_parameter_shape(x: torch.Tensor, x_hat: torch.Tensor, entry: Likelihood) -> None:
+    """Raise a ``ValueError`` unless ``x_hat`` has the shape ``entry`` needs for ``x``."""
+    if entry.param_channels == 1:
+        if x.shape != x_hat.shape:
+            raise ValueError(f"x_hat must have the shape of x = {list(x.shape)}, got {list(x_hat.shape)}")
+        return
+    expected = parameter_shape(entry, x.shape)
+    if x_hat.shape != expected:
+        k = entry.param_channels
+        raise ValueError(
+            f"x_hat must have shape [..., {k} * C, H, W] = {list(expected)} for the {entry.name!r} "
+            f"likelihood ({k} parameter maps per channel of x = {list(x.shape)}), got "
+            f"{list(x_hat.shape)}; see parameter_shape"
+        )
 
 
 # ------------------------------------------------------------------------- functions
@@ -265,23 +373,32 @@ def log_likelihood(
             + \log \frac{\hat x}{\tanh(\hat x / 2)}\\
         \text{laplace:}\quad & -|x - \hat x| - \log 2
 
+    and for 8-bit images :math:`x = k/255` the log-probability of the grey level
+    :math:`k`: the mass of bin :math:`k` under a logistic for
+    ``'discretized_logistic'`` (see :func:`discretized_logistic_log_prob`), or
+    :math:`\log\operatorname{softmax}(\hat x_{:, i})_k` over 256 logits for
+    ``'categorical256'``.
+
     Parameters
     ----------
     x : torch.Tensor
         Targets, any shape, floating point. For the Bernoulli-type likelihoods values
-        lie in :math:`[0, 1]` (non-binary targets are allowed).
+        lie in :math:`[0, 1]` (non-binary targets are allowed); for the 8-bit ones they
+        are images ``[..., C, H, W]`` of grey levels :math:`k/255`.
     x_hat : torch.Tensor
-        Decoder output of **exactly** ``x.shape`` (no broadcasting).
+        Decoder output of **exactly** ``x.shape`` (no broadcasting), or, for a
+        likelihood with several parameters per element (the 8-bit ones),
+        ``parameter_shape(likelihood, x.shape)``, that is ``[..., K * C, H, W]``.
     likelihood : str, Likelihood, LikelihoodType or callable
         A registered name (``'gaussian'``, ``'bernoulli'``, ``'continuous_bernoulli'``,
-        ``'laplace'``, any case, or one added with :func:`register_likelihood`), an
-        entry, or a callable ``f(x, x_hat)`` returning an elementwise log density of
-        ``x.shape``.
+        ``'laplace'``, ``'discretized_logistic'``, ``'categorical256'``, any case, or
+        one added with :func:`register_likelihood`), an entry, or a callable
+        ``f(x, x_hat)`` returning an elementwise log density of ``x.shape``.
     validate : bool, default True
         Check the targets with :func:`validate_target` (finite; inside the
-        likelihood's support). That costs one device synchronisation, so the models'
-        ``compute_loss`` passes ``False`` and folds the same check into the single
-        transfer of its diagnostics
+        likelihood's support; on the 8-bit grid where required). That costs one device
+        synchronisation, so the models' ``compute_loss`` passes ``False`` and folds
+        the finiteness and range checks into the single transfer of its diagnostics
         (:func:`~autoencoders.loss.float_diagnostics`).
 
     Returns
@@ -292,8 +409,9 @@ def log_likelihood(
     Raises
     ------
     ValueError
-        If the shapes differ, the name is unknown, the log density has the wrong
-        shape, or (with ``validate``) the targets are not finite or out of range.
+        If ``x_hat`` does not have the shape the likelihood needs, the name is
+        unknown, the log density has the wrong shape, or (with ``validate``) the
+        targets are not finite, out of range or off the 8-bit grid.
     TypeError
         If ``x`` or ``x_hat`` is not a floating-point tensor, or ``validate`` is not a
         bool.
@@ -308,11 +426,8 @@ def log_likelihood(
                 f"{name} must be a floating-point tensor, got {str(value.dtype).removeprefix('torch.')}"
                 f"; use {name}.float()" + (" / 255 for 8-bit pixels" if name == "x" else "")
             )
-    if x.shape != x_hat.shape:
-        raise ValueError(
-            f"x_hat must have the shape of x = {list(x.shape)}, got {list(x_hat.shape)}"
-        )
     entry = get_likelihood(likelihood)
+    _check_parameter_shape(x, x_hat, entry)
     if not isinstance(validate, bool):
         raise TypeError(f"validate must be True or False, got {validate!r}")
     if validate:
@@ -341,7 +456,12 @@ def log_likelihood_sum(
     entry = get_likelihood(likelihood)
     if entry.log_prob_sum is None or not isinstance(x, torch.Tensor) or not isinstance(x_hat, torch.Tensor):
         return log_likelihood(x, x_hat, entry, validate=validate).sum()
-    if x.shape != x_hat.shape or not x.is_floating_point() or not x_hat.is_floating_point():
+    if (
+        not x.is_floating_point()
+        or not x_hat.is_floating_point()
+        or (entry.param_channels > 1 and x.dim() < 3)
+        or x_hat.shape != parameter_shape(entry, x.shape)
+    ):
         return log_likelihood(x, x_hat, entry, validate=validate).sum()  # raises the same errors
     if not isinstance(validate, bool):
         raise TypeError(f"validate must be True or False, got {validate!r}")
@@ -369,15 +489,22 @@ def distribution_mean(x_hat: torch.Tensor, likelihood: LikelihoodLike) -> torch.
         \text{bernoulli:}\quad & \sigma(\hat x)\\
         \text{continuous Bernoulli:}\quad &
             \frac{\sigma(\hat x)}{\tanh(\hat x/2)} - \frac{1}{\hat x}
-            \quad(\to \tfrac12 + \hat x/12 \text{ near } 0)
+            \quad(\to \tfrac12 + \hat x/12 \text{ near } 0)\\
+        \text{discretised logistic:}\quad &
+            \frac{1}{255}\sum_{k=1}^{255} P(\text{level} \ge k)\\
+        \text{categorical256:}\quad &
+            \sum_{k=0}^{255} \frac{k}{255}\operatorname{softmax}(\hat x_{:, i})_k
 
     Use it to turn decoder outputs into images. Note that the mean of a continuous
-    Bernoulli is *not* :math:`\sigma(\hat x)`.
+    Bernoulli is *not* :math:`\sigma(\hat x)`. For the 8-bit likelihoods ``x_hat`` is
+    ``[..., K * C, H, W]`` and the mean is the image ``[..., C, H, W]`` (the
+    discretised logistic's is :func:`discretized_logistic_mean`).
 
     Raises
     ------
     ValueError
-        For a likelihood without a known mean (a plain callable).
+        For a likelihood without a known mean (a plain callable), or an ``x_hat`` whose
+        channels are not a multiple of the likelihood's ``param_channels``.
     """
     entry = get_likelihood(likelihood)
     if entry.mean is None:
@@ -446,6 +573,195 @@ def _laplace_sum(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     return -F.l1_loss(x_hat, x, reduction="sum") - _LOG2 * x.numel()
 
 
+# ------------------------------------------------------------------ 8-bit likelihoods
+def _eight_bit_problem(x: torch.Tensor, name: str) -> str | None:
+    """Whether ``x`` (already known to be finite and in [0, 1]) is off the grid k / 255."""
+    levels = x.detach().to(torch.float64) * (_LEVELS - 1)
+    off = (levels - levels.round()).abs().flatten()
+    worst, where = off.max(0)
+    worst, value = torch.stack((worst, x.detach().flatten()[where].to(torch.float64))).tolist()
+    if worst <= _GRID_TOLERANCE:
+        return None
+    return (
+        f"{name} must hold 8-bit grey levels k / 255 (k = 0, ..., 255) for an 8-bit likelihood, "
+        f"got {value:.6g} = {value * (_LEVELS - 1):.4f} / 255, {worst:.3g} levels off the grid; "
+        "quantise with torch.round(x * 255) / 255"
+    )
+
+
+def _parameter_maps(x_hat: torch.Tensor, k: int, name: str) -> torch.Tensor:
+    """``x_hat [..., k C, H, W]`` viewed as ``[..., k, C, H, W]``."""
+    if x_hat.dim() < 3 or x_hat.shape[-3] % k:
+        raise ValueError(
+            f"x_hat of the {name!r} likelihood must have shape [..., {k} * C, H, W], got "
+            f"{list(x_hat.shape)}"
+        )
+    return x_hat.unflatten(-3, (k, x_hat.shape[-3] // k))
+
+
+def _grey_levels(x: torch.Tensor) -> torch.Tensor:
+    """The integer grey levels ``round(255 x)`` of 8-bit targets, clamped to 0..255."""
+    return torch.round(x.detach() * (_LEVELS - 1)).clamp_(0, _LEVELS - 1).long()
+
+
+def _log1mexp(log_d: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log(1 - e^{-d})` for :math:`d = e^{\log d} > 0`, accurate for every ``d``.
+
+    Large :math:`d`: ``log1p(-exp(-d))``; :math:`d \le \log 2`: ``log(-expm1(-d))``
+    :cite:p:`maechler2012accurately`; tiny :math:`d`, where :math:`e^{\log d}` may
+    underflow: the series :math:`\log d - d/2`. Each branch gets a safe argument, so
+    the unused ones give neither NaN values nor NaN gradients.
+    """
+    d = log_d.exp()
+    tiny = log_d < -12.0
+    mid = d <= _LOG2
+    small_d = torch.where(tiny | ~mid, torch.full_like(d, 0.5), d)
+    large_d = torch.where(mid, torch.full_like(d, 1.0), d)
+    return torch.where(
+        tiny,
+        log_d - 0.5 * d,
+        torch.where(mid, torch.log(-torch.expm1(-small_d)), torch.log1p(-torch.exp(-large_d))),
+    )
+
+
+def discretized_logistic_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    r"""Log-probability of 8-bit grey levels under a discretised logistic.
+
+    The PixelCNN++ observation model :cite:p:`salimans2017pixelcnn` with a single
+    logistic. A grey level :math:`x = k/255` is moved to :math:`y = 2x - 1 \in [-1, 1]`,
+    where the 256 levels are :math:`2/255` apart, and gets the mass of its bin under a
+    logistic with location :math:`\mu` and scale :math:`s = e^{\log s}`; the two edge
+    bins take the tails:
+
+    .. math::
+
+        P(k) = \begin{cases}
+            F\big(y + \tfrac{1}{255}\big) & k = 0\\
+            F\big(y + \tfrac{1}{255}\big) - F\big(y - \tfrac{1}{255}\big)
+                & 0 < k < 255\\
+            1 - F\big(y - \tfrac{1}{255}\big) & k = 255
+        \end{cases}
+        \qquad F(t) = \sigma\Big(\frac{t - \mu}{s}\Big),
+
+    so :math:`\sum_{k=0}^{255} P(k) = 1`. With :math:`a, b = (y \pm \tfrac{1}{255} - \mu)/s`
+    the terms are computed in log space, never as a difference of probabilities:
+    :math:`\log F = \log\sigma(a) = -\operatorname{softplus}(-a)`,
+    :math:`\log(1 - F) = -\operatorname{softplus}(b)` and, exactly,
+
+    .. math::
+
+        \log\big(\sigma(a) - \sigma(b)\big) = \log\sigma(a) + \log\sigma(-b)
+            + \log\big(1 - e^{-(a - b)}\big), \qquad a - b = \frac{2}{255\,s}.
+
+    This form has no cancellation: where :math:`\sigma(a) - \sigma(b)` would round to 0
+    (a very wide logistic, or a bin far in a tail) it stays accurate, so it needs no
+    fallback to the density times the bin width, the approximation PixelCNN++ switches
+    to there; for :math:`s \gg 2/255` it tends to that value,
+    :math:`\log\frac{2}{255} + \log p_{\text{logistic}}(y)`. The bin edges are computed
+    from the integer level :math:`k`, so neighbouring bins share bit-identical edges and
+    the masses sum to one even when :math:`s` is below the float resolution of
+    :math:`y`. Values and gradients are finite as long as :math:`(|\mu| + 1)/s` is finite
+    in the dtype (in float32, for example, :math:`|\mu| \le 10^4` with
+    :math:`\log s \ge -60`).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Grey levels :math:`k/255` in :math:`[0, 1]`, any shape (not checked here; see
+        :func:`validate_target`).
+    loc : torch.Tensor
+        Location :math:`\mu` on the :math:`[-1, 1]` scale, ``x.shape``.
+    log_scale : torch.Tensor
+        :math:`\log s` on the :math:`[-1, 1]` scale, ``x.shape`` or broadcastable to it
+        (for example one learnable scalar).
+
+    Returns
+    -------
+    torch.Tensor
+        :math:`\log P(k)`, shape ``x.shape``, at most 0.
+    """
+    # Bin edges y -+ 1/255 = (2k - 256) / 255 and (2k - 254) / 255 from the integer
+    # level k: neighbouring bins then share bit-identical edges, so the masses add up
+    # to 1 even when s is far below the float resolution of y.
+    k = _grey_levels(x)
+    inv_s = torch.exp(-log_scale)
+    upper = ((2 * k - (_LEVELS - 2)).to(loc.dtype) / (_LEVELS - 1) - loc) * inv_s
+    lower = ((2 * k - _LEVELS).to(loc.dtype) / (_LEVELS - 1) - loc) * inv_s
+    log_cdf_upper = F.logsigmoid(upper)  # log F(y + 1/255)
+    log_sf_lower = F.logsigmoid(-lower)  # log(1 - F(y - 1/255))
+    log_width = math.log(2.0 / (_LEVELS - 1)) - log_scale  # log(a - b), without a - b
+    log_bin = log_cdf_upper + log_sf_lower + _log1mexp(log_width)
+    return torch.where(k == 0, log_cdf_upper, torch.where(k == _LEVELS - 1, log_sf_lower, log_bin))
+
+
+def discretized_logistic_mean(loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    r"""The mean grey level :math:`\mathbb E[x]` of the discretised logistic, in :math:`[0, 1]`.
+
+    With :math:`x = k/255` and :math:`e_k = \frac{2k - 1}{255} - 1` the lower edge of
+    bin :math:`k` on the :math:`[-1, 1]` scale,
+
+    .. math::
+
+        \mathbb E[x] = \frac{1}{255}\,\mathbb E[k]
+            = \frac{1}{255}\sum_{k=1}^{255} P(\text{level} \ge k)
+            = \frac{1}{255}\sum_{k=1}^{255} \sigma\Big(\frac{\mu - e_k}{s}\Big).
+
+    It is the expectation of the 8-bit distribution, edge bins included, which is what
+    plots show; it differs from the location :math:`(\mu + 1)/2` wherever the edge bins
+    hold much of the mass (a location outside :math:`[-1, 1]` still gives a grey level
+    in :math:`[0, 1]`). Computed level by level, so the memory is that of ``loc``.
+
+    Parameters
+    ----------
+    loc, log_scale : torch.Tensor
+        As in :func:`discretized_logistic_log_prob`; broadcast together.
+
+    Returns
+    -------
+    torch.Tensor
+        Mean grey level, the broadcast shape of ``loc`` and ``log_scale``.
+    """
+    inv_s = torch.exp(-log_scale)
+    total = torch.zeros(torch.broadcast_shapes(loc.shape, log_scale.shape), dtype=loc.dtype, device=loc.device)
+    for k in range(1, _LEVELS):
+        edge = (2 * k - _LEVELS) / (_LEVELS - 1)
+        total = total + torch.sigmoid((loc - edge) * inv_s)
+    return total / (_LEVELS - 1)
+
+
+def _discretized_logistic(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    params = _parameter_maps(x_hat, 2, "discretized_logistic")
+    return discretized_logistic_log_prob(x, params[..., 0, :, :, :], params[..., 1, :, :, :])
+
+
+def _discretized_logistic_display(x_hat: torch.Tensor) -> torch.Tensor:
+    params = _parameter_maps(x_hat, 2, "discretized_logistic")
+    return discretized_logistic_mean(params[..., 0, :, :, :], params[..., 1, :, :, :])
+
+
+def _categorical_terms(x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[N, 256, C, H, W]`` and level indices ``[N, C, H, W]`` for cross_entropy."""
+    logits = _parameter_maps(x_hat, _LEVELS, "categorical256")
+    logits = logits.reshape(-1, _LEVELS, *x.shape[-3:])
+    return logits, _grey_levels(x).reshape(-1, *x.shape[-3:])
+
+
+def _categorical256(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    logits, levels = _categorical_terms(x, x_hat)
+    return -F.cross_entropy(logits, levels, reduction="none").reshape(x.shape)
+
+
+def _categorical256_sum(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    logits, levels = _categorical_terms(x, x_hat)
+    return -F.cross_entropy(logits, levels, reduction="sum")
+
+
+def _categorical256_mean(x_hat: torch.Tensor) -> torch.Tensor:
+    probs = _parameter_maps(x_hat, _LEVELS, "categorical256").softmax(dim=-4)
+    grey = torch.arange(_LEVELS, dtype=probs.dtype, device=probs.device) / (_LEVELS - 1)
+    return torch.tensordot(grey, probs.movedim(-4, 0), dims=1)
+
+
 for _entry in (
     Likelihood("gaussian", _gaussian, _identity, -_HALF_LOG_2PI, None, "Gaussian mean x̂", _gaussian_sum),
     Likelihood("bernoulli", _bernoulli, torch.sigmoid, 0.0, (0.0, 1.0), "sigmoid(x̂)", _bernoulli_sum),
@@ -454,5 +770,14 @@ for _entry in (
         "continuous-Bernoulli mean of x̂",
     ),
     Likelihood("laplace", _laplace, _identity, 0.0, None, "Laplace location x̂", _laplace_sum),
+    Likelihood(
+        "discretized_logistic", _discretized_logistic, _discretized_logistic_display, 0.0, (0.0, 1.0),
+        "mean of the discretised logistic", param_channels=2, check_target=_eight_bit_problem,
+    ),
+    Likelihood(
+        "categorical256", _categorical256, _categorical256_mean, 0.0, (0.0, 1.0),
+        "mean of the 256-way categorical", _categorical256_sum, param_channels=_LEVELS,
+        check_target=_eight_bit_problem,
+    ),
 ):
     register_likelihood(_entry)

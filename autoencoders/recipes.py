@@ -26,7 +26,7 @@ from torch import nn
 
 from .data import TensorLoader
 from .history import History
-from .likelihoods import LikelihoodLike
+from .likelihoods import LikelihoodLike, parameter_shape
 from .nets import ConvDecoder64, ConvEncoder64, MLPDecoder, MLPEncoder
 from .train import fit
 from .utils import _check_positive, seed_everything
@@ -69,7 +69,9 @@ def mlp_ae(
     r"""The book's MLP autoencoder: :math:`784 \to 400 \to D \to 400 \to 784` by default.
 
     Softplus hidden units; the decoder outputs distribution parameters for
-    ``likelihood`` (no final activation).
+    ``likelihood`` (no final activation): one map per image channel, or
+    ``parameter_shape(likelihood, in_shape)`` for a likelihood with several
+    parameters per pixel (the 8-bit ones).
 
     Parameters
     ----------
@@ -90,7 +92,7 @@ def mlp_ae(
     with _seeded(seed):
         return AE(
             MLPEncoder(in_shape=in_shape, hidden=hidden, latent_dim=latent_dim),
-            MLPDecoder(latent_dim, out_shape=in_shape, hidden=hidden[::-1]),
+            MLPDecoder(latent_dim, out_shape=tuple(parameter_shape(likelihood, in_shape)), hidden=hidden[::-1]),
             likelihood=likelihood,
         )
 
@@ -116,7 +118,7 @@ def mlp_vae(
     with _seeded(seed):
         model = VAE(
             MLPEncoder(in_shape=in_shape, hidden=hidden),
-            MLPDecoder(latent_dim, out_shape=in_shape, hidden=hidden[::-1]),
+            MLPDecoder(latent_dim, out_shape=tuple(parameter_shape(likelihood, in_shape)), hidden=hidden[::-1]),
             latent_dim,
             likelihood=likelihood,
         )

@@ -26,6 +26,7 @@ from ._base import (
     check_input_shape,
     check_tensor,
 )
+from .likelihoods import parameter_shape
 from .loss import LikelihoodLike, LossResult, float_diagnostics, log_likelihood_sum
 
 __all__ = ["AE", "AEOutput", "AEEncodeOutput", "AEDecodeOutput", "check_reconstruction_shape"]
@@ -140,8 +141,10 @@ class AE(BaseAutoencoder):
             ``objective`` and ``diagnostics = {'log_likelihood': ...}`` (nats per example).
         """
         check_tensor(x, "x")
-        check_reconstruction_shape(x, output.x_hat, tuple(x.shape), "x.shape")
         likelihood = self.resolve_likelihood(likelihood)
+        expected = parameter_shape(likelihood, x.shape)
+        spec = "x.shape" if expected == x.shape else "parameter_shape(likelihood, x.shape)"
+        check_reconstruction_shape(x, output.x_hat, tuple(expected), spec)
         ll = log_likelihood_sum(x, output.x_hat, likelihood, validate=False) / x.shape[0]
         diagnostics = float_diagnostics({"log_likelihood": ll}, targets={"x": (x, likelihood)})
         return LossResult(objective=-ll, diagnostics=diagnostics)

@@ -33,6 +33,7 @@ from ._base import (
     check_input_shape,
     check_tensor,
 )
+from .likelihoods import parameter_shape
 from .loss import (
     LikelihoodLike,
     LossResult,
@@ -313,7 +314,9 @@ class VAE(BaseAutoencoder):
         x : torch.Tensor
             Targets ``[B, ...]``.
         output : VAEOutput
-            From :meth:`forward`; ``x_hat`` must be ``[B, S, *x.shape[1:]]``.
+            From :meth:`forward`; ``x_hat`` must be ``[B, S, *x.shape[1:]]`` (for a
+            likelihood with several parameters per pixel, ``[B, S,
+            *parameter_shape(likelihood, x.shape[1:])]``).
         beta : float, default 1.0
             Weight of the KL term (:math:`\beta`-VAE :cite:p:`higgins2017beta`).
         likelihood : str, Likelihood or callable, optional
@@ -352,8 +355,12 @@ class VAE(BaseAutoencoder):
         check_tensor(x, "x")
         x_hat = output.x_hat
         S = x_hat.shape[1] if x_hat.dim() >= 2 else 0
-        check_reconstruction_shape(x, x_hat, (x.shape[0], S, *x.shape[1:]), "[B, S, *x.shape[1:]]")
-        target = x.unsqueeze(1).expand_as(x_hat)
+        # x.shape[1:] itself, or more channels for a likelihood with several
+        # parameters per pixel (the 8-bit ones)
+        per_example = parameter_shape(likelihood, x.shape[1:])
+        spec = "[B, S, *x.shape[1:]]" if per_example == x.shape[1:] else "[B, S, *parameter_shape(likelihood, x.shape[1:])]"
+        check_reconstruction_shape(x, x_hat, (x.shape[0], S, *per_example), spec)
+        target = x.unsqueeze(1).expand(-1, S, *x.shape[1:])
         # only the batch means enter the objective and the diagnostics, so the
         # log-likelihood is summed in one fused pass: sum over B, S and pixels / (B S)
         ll = log_likelihood_sum(target, x_hat, likelihood, validate=False) / (x.shape[0] * S)
@@ -423,7 +430,7 @@ class VAE(BaseAutoencoder):
                     n = min(chunk, K - k0)
                     z = self.sampling_layer.sample(mu, log_var, n)  # [b, n, D]
                     x_hat = self._decode(z).x_hat
-                    target = xb.unsqueeze(1).expand_as(x_hat)
+                    target = xb.unsqueeze(1).expand(-1, n, *xb.shape[1:])
                     log_px = log_likelihood(target, x_hat, likelihood, validate=False)
                     log_px = log_px.flatten(2).sum(2) + const
                     log_pz = log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))

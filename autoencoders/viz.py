@@ -132,7 +132,14 @@ def _display_transform(
 
 def _apply(transform: Transform, x_hat: torch.Tensor) -> torch.Tensor:
     out = transform(x_hat)
-    if not isinstance(out, torch.Tensor) or out.shape != x_hat.shape:
+    # a likelihood with several parameter maps per channel (the 8-bit ones) turns
+    # [N, K * C, H, W] into [N, C, H, W]; anything else keeps the shape
+    same = isinstance(out, torch.Tensor) and (
+        out.shape == x_hat.shape
+        or (out.dim() == x_hat.dim() >= 3 and out.shape[:-3] == x_hat.shape[:-3]
+            and out.shape[-2:] == x_hat.shape[-2:] and x_hat.shape[-3] % out.shape[-3] == 0)
+    )
+    if not same:
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"transform must return a tensor of shape {list(x_hat.shape)}, got {got}")
     return out.detach().cpu().float()

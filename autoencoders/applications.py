@@ -243,11 +243,11 @@ def anomaly_scores(
 
     .. math::
 
-        \texttt{neg\_elbo:}\quad s(x) = -\Big(\frac1S\sum_{s=1}^{S}
+        \texttt{neg_elbo:}\quad s(x) = -\Big(\frac1S\sum_{s=1}^{S}
             \log p_\theta(x \mid z_s) - \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,
             \mathcal N(0, I)\big)\Big), \quad z_s \sim q_\phi(z \mid x)
 
-        \texttt{reconstruction\_error:}\quad s(x) = \sum_i \big(x_i - \tilde x_i\big)^2,
+        \texttt{reconstruction_error:}\quad s(x) = \sum_i \big(x_i - \tilde x_i\big)^2,
             \quad \tilde x = \mathbb E\big[x \mid g_\theta(\mu_\phi(x))\big]
 
     The negative ELBO includes the likelihood's normalising constant (for the

@@ -26,7 +26,8 @@ A new likelihood is registered once and is then usable by name everywhere (model
 helpers)::
 
     register_likelihood(Likelihood(
-        "logistic", log_prob=my_log_prob, mean=lambda x_hat: x_hat, label="location x̂"))
+        "logistic", log_prob=my_log_prob, mean=lambda x_hat: x_hat,
+        label="location x̂"))
     VAE(encoder, decoder, 20, likelihood="logistic")
 
 A plain callable ``f(x, x_hat) -> log p`` is still accepted wherever a likelihood is;

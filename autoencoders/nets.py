@@ -197,7 +197,7 @@ class MLPEncoder(_Encoder):
 
         h_0 = \operatorname{vec}(x), \qquad
         h_\ell = a(W_\ell h_{\ell-1} + b_\ell), \qquad
-        z = W_{L+1} h_L + b_{L+1} \ \text{(only when latent\_dim is set)}
+        z = W_{L+1} h_L + b_{L+1} \ \text{(only when latent_dim is set)}
 
     With the defaults (``in_shape=(1, 28, 28)``, ``hidden=(400,)``, ``latent_dim=None``)
     the output is ``[B, 400]`` and the network has

@@ -50,8 +50,8 @@ bench: install
 
 # Retrain every model of the zoo (autoencoders/zoo) from scratch, two at a time with one
 # thread each (about 2 hours on 2 CPU cores); interrupted runs resume from _build/zoo.
-ZOO_A = ch7-adagvae-k1-seed0 ch7-adagvae-k1-seed1 ch7-adagvae-k1-seed2 ch7-adagvae-krandom-seed0
-ZOO_B = ch7-betavae-b1-seed0 ch7-betavae-b1-seed1 ch7-betavae-b1-seed2 ch6-betavae-b4-seed0
+ZOO_A = ch7-adagvae-k1-seed0 ch7-adagvae-k1-seed1 ch7-adagvae-k1-seed2 ch7-adagvae-krandom-seed0 ch6-betavae-b16-seed0
+ZOO_B = ch7-betavae-b1-seed0 ch7-betavae-b1-seed1 ch7-betavae-b1-seed2 ch6-betavae-b4-seed0 ch6-betavae-b8-seed0
 pretrained: install
 	OMP_NUM_THREADS=1 $(PY) -m autoencoders.pretrained train $(ZOO_A) --work _build/zoo & \
 	OMP_NUM_THREADS=1 $(PY) -m autoencoders.pretrained train $(ZOO_B) --work _build/zoo; wait

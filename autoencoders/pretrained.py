@@ -162,7 +162,8 @@ def _entries() -> dict[str, ZooConfig]:
     # The ablation: compared with the k = 1 model's learning curve at the same step.
     out["ch7-adagvae-krandom-seed0"] = ZooConfig("adagvae", 1.0, "random", 0, 7, steps=10_000)
     # Chapter 6's sweep: beta = 1 is ch7-betavae-b1-seed0 (three seeds).
-    out["ch6-betavae-b4-seed0"] = ZooConfig("betavae", 4.0, 1, 0, 6)
+    for beta in (4, 8, 16):
+        out[f"ch6-betavae-b{beta}-seed0"] = ZooConfig("betavae", float(beta), 1, 0, 6)
     return out
 
 

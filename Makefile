@@ -16,9 +16,11 @@ install: $(PY)
 
 # `make book` executes every chapter in full mode (what the rendered book shows), using the
 # offline MNIST copy beside the clone when there is one, then checks the built HTML
-# (offline MathJax). jupyter-cache keys executed notebooks on their code only, so a
-# fast-mode build (AUTOENCODERS_FAST=1) gets its own folder, _build/fast/_build/html,
-# and can never leak fast-mode results into _build/html.
+# (offline MathJax; every chapter links to its executed notebook, which
+# book/_ext/executed_notebooks.py copies to _build/html/_downloads_executed).
+# jupyter-cache keys executed notebooks on their code only, so a fast-mode build
+# (AUTOENCODERS_FAST=1) gets its own folder, _build/fast/_build/html, and can never
+# leak fast-mode results into _build/html.
 # Progress bars are widgets in Jupyter; a static page would only show their first frame
 # ("0%|"), so the book build turns them off (TQDM_DISABLE); notebooks opened in
 # Jupyter or Colab keep them.
@@ -30,10 +32,12 @@ book: install
 	AUTOENCODERS_DATA="$(BOOK_DATA)" $(PY) tools/book_stamp.py --cache $(BOOK_OUT)/_build/.jupyter_cache
 	TQDM_DISABLE=1 AUTOENCODERS_DATA="$(BOOK_DATA)" \
 		$(VENV)/bin/jupyter-book build . -W --keep-going --path-output $(BOOK_OUT)
-	BOOK_HTML=$(BOOK_OUT)/_build/html $(PY) -m pytest tests/test_book_html.py -q -o addopts="" -p no:cacheprovider
+	BOOK_HTML=$(BOOK_OUT)/_build/html $(PY) -m pytest tests/test_book_html.py \
+		tests/test_book_downloads.py::test_every_chapter_page_links_to_its_executed_notebook \
+		-q -o addopts="" -p no:cacheprovider
 
 test: install
-	$(PY) -m ruff check autoencoders tests benchmarks tools
+	$(PY) -m ruff check autoencoders tests benchmarks tools book/_ext
 	AUTOENCODERS_FAST=$${AUTOENCODERS_FAST:-1} $(PY) -m pytest
 
 lint: install

@@ -20,7 +20,9 @@ Three uses of a trained model, each a few lines of math:
   image with one network; :func:`amortisation_gap` optimises a separate Gaussian for
   each image instead and splits the inference gap :math:`\log p(x) - \mathrm{ELBO}`
   into an *approximation* gap (the Gaussian family) and an *amortisation* gap (the
-  shared encoder) :cite:p:`cremer2018inference`.
+  shared encoder) :cite:p:`cremer2018inference`. :func:`gaussian_elbo` evaluates the
+  ELBO of any diagonal Gaussian :math:`q` of one's choosing (optimised per image, or
+  computed by the encoder in another mode) under the model's decoder.
 
 Random draws come from a CPU generator seeded with ``seed`` and are then moved to the
 model's device, so that a seed gives the same scores on every device.
@@ -50,6 +52,7 @@ __all__ = [
     "precision_at_k",
     "AmortisationGap",
     "amortisation_gap",
+    "gaussian_elbo",
 ]
 
 ANOMALY_SCORES = ("neg_elbo", "reconstruction_error")
@@ -476,6 +479,108 @@ def precision_at_k(
     yq = _labels(query_labels, "query_labels", len(indices), "query_codes")
     yb = _labels(base_labels, "base_labels", len(base_codes), "base_codes")
     return float((yb[indices] == yq.unsqueeze(1)).double().mean())
+
+
+# ------------------------------------------------------------------ any Gaussian q
+def gaussian_elbo(
+    model: Any,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    log_var: torch.Tensor,
+    *,
+    S: int = 100,
+    seed: int = 0,
+    batch_size: int = 512,
+    likelihood: LikelihoodLike | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    r"""Per-image ELBO of given diagonal Gaussians under a VAE's decoder, in nats.
+
+    .. math::
+
+        \mathrm{ELBO}(x_n; \mu_n, \sigma_n^2) = \frac1S \sum_{s=1}^{S}
+            \log p_\theta(x_n \mid \mu_n + \sigma_n \odot \epsilon_{n,s})
+            - \mathrm{KL}\big(\mathcal N(\mu_n, \sigma_n^2)\,\|\,\mathcal N(0, I)\big),
+        \qquad \epsilon_{n,s} \sim \mathcal N(0, I),
+
+    with the KL in closed form and the likelihood's normalising constant included (as in
+    :func:`anomaly_scores`). The Gaussians are whatever the caller passes: the
+    encoder's posteriors computed in some other way (in train mode, so that a
+    BatchNorm layer uses the statistics of the batch), Gaussians optimised per image,
+    or any other guess. The decoder runs in eval mode without gradients.
+
+    The noise is drawn on the CPU from a generator seeded with ``seed``, batch after
+    batch, so the same ``seed``, ``S`` and ``batch_size`` give the same noise for the
+    same rows: two sets of Gaussians for the same images are compared with common
+    random numbers, and their difference is much less noisy than either ELBO. With
+    ``mu, log_var = model.posterior(x)`` in eval mode the result is minus
+    :func:`anomaly_scores` with ``kind='neg_elbo'`` and the same ``S``, ``seed`` and
+    ``batch_size``.
+
+    Parameters
+    ----------
+    model : VAE or AdaGVAE
+        A built model (an Ada-GVAE uses its ``.vae``); its flags and device are
+        restored afterwards and its parameters are not changed.
+    x : torch.Tensor
+        Images ``[N, ...]``.
+    mu, log_var : torch.Tensor
+        ``[N, D_z]`` means and log-variances of the Gaussians, one row per image.
+    S : int, default 100
+        Latent samples per image.
+    seed : int, default 0
+        Seed of the latent noise.
+    batch_size : int, default 512
+        Images decoded at once.
+    likelihood : str, Likelihood or callable, optional
+        Overrides the model's likelihood.
+    device : str or torch.device, optional
+        ``None`` means :func:`autoencoders.utils.get_device`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N]`` ELBOs on the CPU, without gradient.
+
+    Raises
+    ------
+    ValueError
+        If ``mu`` or ``log_var`` is not ``[N, D_z]`` for the ``N`` images and the
+        model's ``D_z``, or not finite; if ``x`` is empty, not finite or outside the
+        likelihood's support; or if ``S``, ``seed`` or ``batch_size`` is out of range.
+    TypeError
+        If ``model`` is not a VAE, or ``x``, ``mu`` or ``log_var`` is not a tensor.
+    """
+    vae = _the_vae(model)
+    S, seed = _int(S, "S", 1), _int(seed, "seed", 0)
+    batch_size = _int(batch_size, "batch_size", 1)
+    for name, value in (("x", x), ("mu", mu), ("log_var", log_var)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if x.dim() < 2 or len(x) == 0:
+        raise ValueError(f"x must have shape [N, ...] with N >= 1, got {list(x.shape)}")
+    want = [len(x), vae.latent_dim]
+    for name, value in (("mu", mu), ("log_var", log_var)):
+        if list(value.shape) != want:
+            raise ValueError(
+                f"{name} must have shape [N, D_z] = {want} (one row per image), "
+                f"got {list(value.shape)}"
+            )
+        _check_finite_input(value.detach(), name, f"rows 0..{len(value) - 1}")
+    likelihood = vae.resolve_likelihood(likelihood)
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    with evaluating(model), _placed(vae, device) as target:
+        for start in range(0, len(x), batch_size):
+            rows = slice(start, start + batch_size)
+            xb = x[rows].to(target)
+            _check_finite_input(xb, "x", f"rows {start}..{start + len(xb) - 1}")
+            validate_target(xb, likelihood, name=f"x (rows {start}..{start + len(xb) - 1})")
+            mb = mu[rows].detach().to(target, xb.dtype)
+            lvb = log_var[rows].detach().to(target, xb.dtype)
+            eps = _draw(generator, (len(xb), S, vae.latent_dim), mb)
+            out.append(_elbo(vae, xb, mb, lvb, eps, likelihood).cpu())
+    return torch.cat(out)
 
 
 # --------------------------------------------------------------- amortisation gap

@@ -215,7 +215,8 @@ def mig_details(codes: ArrayLike, factors: ArrayLike, n_bins: int = 20) -> MIGRe
 
         \mathrm{MIG} = \frac{1}{F} \sum_{k=1}^{F} \frac{1}{H(v_k)}
         \Big( I(z_{j^{(k)}}; v_k) - \max_{j \ne j^{(k)}} I(z_j; v_k) \Big),
-        \qquad j^{(k)} = \arg\max_j I(z_j; v_k),
+
+        j^{(k)} = \arg\max_j I(z_j; v_k),
 
     with the plug-in mutual information of ``sklearn.metrics.mutual_info_score`` and
     the plug-in entropy :math:`H(v_k) = I(v_k; v_k)` (nats; the ratio is unit-free).
@@ -271,7 +272,8 @@ def mig(
 
         \mathrm{MIG} = \frac{1}{F} \sum_{k=1}^{F} \frac{1}{H(v_k)}
         \Big( I(z_{j^{(k)}}; v_k) - \max_{j \ne j^{(k)}} I(z_j; v_k) \Big),
-        \qquad j^{(k)} = \arg\max_j I(z_j; v_k);
+
+        j^{(k)} = \arg\max_j I(z_j; v_k);
 
     see :func:`mig_details` for the binning and the estimators, and for the MI matrix,
     the per-factor gaps and each dimension's factor (``code_to_factor``).

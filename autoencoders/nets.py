@@ -18,7 +18,9 @@ read it (logits for Bernoulli-type likelihoods, means for Gaussian/Laplace; see
 
 All convolutions use 4x4 kernels, stride 2 and padding 1, which halve the spatial size
 exactly (28 -> 14 -> 7 and 64 -> 32 -> 16 -> 8 -> 4); the transposed convolutions
-double it back.
+double it back. The convolutional decoders can instead double it by nearest-neighbour
+resizing followed by a 3x3 convolution (``upsample="resize"``), which cannot produce
+checkerboard artefacts on flat regions (see :class:`ConvDecoder`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "ConvEncoder64",
     "ConvDecoder64",
     "count_parameters",
+    "checkerboard_energy",
 ]
 
 ActivationFactory = Callable[[], nn.Module]
@@ -76,6 +79,59 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
             continue
         total += p.numel()
     return total
+
+
+def checkerboard_energy(images: torch.Tensor, period: int = 2) -> torch.Tensor:
+    r"""Strength of the ``period`` x ``period``-periodic pattern in each image.
+
+    A stride-2 upsampling layer can print a pattern that repeats every two pixels (the
+    checkerboard artefact of :class:`ConvDecoder`). This measure averages the image over
+    all pixels of the same phase :math:`(a, b)`, removes the mean, and returns the mean
+    absolute value of what is left. With :math:`p` = ``period``:
+
+    .. math::
+
+        P_{ab} = \frac{p^2}{HW} \sum_{i, j} x_{p i + a,\, p j + b}, \qquad
+        E = \frac{1}{p^2} \sum_{a, b = 0}^{p - 1}
+            \Big| P_{ab} - \frac{1}{p^2}\sum_{a', b'} P_{a'b'} \Big| .
+
+    :math:`E = 0` for a constant image, and for any image whose :math:`p^2` phase
+    averages are equal; :math:`E = c` for the pure checkerboard
+    :math:`x_{ij} = m + c\,(-1)^{i + j}`. For :math:`p = 2`, :math:`P - \bar P` is
+    set by the image's Fourier coefficients at the three highest spatial frequencies,
+    :math:`(\pi, \pi)`, :math:`(\pi, 0)` and :math:`(0, \pi)`.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``[..., H, W]`` with ``H`` and ``W`` divisible by ``period``.
+    period : int, default 2
+        The period of the pattern, the stride of the upsampling layer.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[...]``: one value per image (and channel), in the units of the pixels.
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not a positive int, or ``H`` or ``W`` is not divisible by it.
+    TypeError
+        If ``images`` is not a tensor.
+    """
+    period = _positive_int("period", period)
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.dim() < 2 or images.shape[-1] % period or images.shape[-2] % period:
+        raise ValueError(
+            f"images must have shape [..., H, W] with H and W divisible by period={period}, "
+            f"got {list(images.shape)}"
+        )
+    h, w = images.shape[-2:]
+    phases = images.unflatten(-1, (w // period, period)).unflatten(-3, (h // period, period))
+    means = phases.mean(dim=(-4, -2))  # [..., period, period]: one mean per phase
+    return (means - means.mean(dim=(-2, -1), keepdim=True)).abs().mean(dim=(-2, -1))
 
 
 # ---------------------------------------------------------------------------- checks
@@ -324,6 +380,26 @@ def _deconv(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
 
 
+_UPSAMPLE_MODES = ("transposed", "resize")
+
+
+def _check_upsample(value: object) -> str:
+    if not isinstance(value, str) or value not in _UPSAMPLE_MODES:
+        allowed = ", ".join(repr(m) for m in _UPSAMPLE_MODES)
+        raise ValueError(f"upsample must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _upsample(c_in: int, c_out: int, mode: str) -> nn.Module:
+    """One layer that doubles the side: a 4x4/2 transposed conv, or resize-conv."""
+    if mode == "transposed":
+        return _deconv(c_in, c_out)
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
+    )
+
+
 def _conv_geometry(cls: type, side: object, channels: object) -> tuple[int, tuple[int, ...]]:
     """Validated (side, channels): the arguments, else the class's preset; side must halve exactly.
 
@@ -416,14 +492,50 @@ class ConvDecoder(_Decoder):
     r"""Convolutional decoder to square ``[B, C, side, side]`` images.
 
     Layers: FC ``hidden`` -> FC to a ``channels[0]`` x :math:`s_0` x :math:`s_0` grid
-    (:math:`s_0 = \mathrm{side}/2^L`, :math:`L` = ``len(channels)``) -> one transposed
-    conv 4x4/2 per entry of ``channels`` (each doubles the side), from ``channels[i]`` to
+    (:math:`s_0 = \mathrm{side}/2^L`, :math:`L` = ``len(channels)``) -> one upsampling
+    layer per entry of ``channels`` (each doubles the side), from ``channels[i]`` to
     ``channels[i + 1]`` and the last one to ``out_channels``, with the activation after
     every layer but the last. :class:`ConvDecoder28` and :class:`ConvDecoder64` are
     this class with fixed geometry; the mirror of the CIFAR-10 example of
     :class:`ConvEncoder` is::
 
         ConvDecoder(latent_dim, side=32, channels=(64, 64, 32), out_channels=3)
+
+    **Upsampling layers.** With ``upsample="transposed"`` (the default) each layer is a
+    transposed convolution with kernel :math:`k = 4`, stride :math:`s = 2` and padding
+    :math:`p = 1`. Along one axis it computes
+
+    .. math::
+
+        y_o = b + \sum_i x_i\, w_{o + p - s i}
+        \qquad (0 \le o + p - s i < k),
+
+    so every input pixel :math:`x_i` stamps the kernel, scaled by :math:`x_i`, into the
+    output at offset :math:`s i - p`, and the stamps add where they overlap. An output
+    position receives :math:`c_o = \#\{i : 0 \le o + p - s i < k\}` stamps: in the
+    interior :math:`k / s = 2` everywhere when :math:`s` divides :math:`k` (here), but
+    alternately :math:`\lceil k/s \rceil` and :math:`\lfloor k/s \rfloor` when it does
+    not (kernel 3: counts 1, 2, 1, 2, ... per axis, 1, 2 and 4 in 2-D). Even with
+    :math:`k = 4`, a constant input :math:`x \equiv c` gives
+    :math:`y_o = b + c \sum_{t \equiv o + p \ (\mathrm{mod}\ 2)} w_t`: the output's
+    even and odd positions use disjoint halves of the kernel, so unless those halves
+    sum to the same value, a flat input comes out as a 2x2-periodic checkerboard
+    :cite:p:`odena2016deconvolution`.
+
+    With ``upsample="resize"`` each layer is nearest-neighbour upsampling by 2 followed
+    by a 3x3 convolution with padding 1 (same size):
+
+    .. math::
+
+        u_o = x_{\lfloor o / 2 \rfloor}, \qquad
+        y_o = b + \sum_{t=0}^{2} w_t\, u_{o + t - 1} \quad \text{(per axis)}.
+
+    Every output position applies the whole kernel, so a constant input gives the
+    constant :math:`y = b + c \sum_t w_t` away from the zero-padded border, whatever
+    the weights. A 3x3 layer has :math:`C_\text{out}(9 C_\text{in} + 1)` parameters
+    against :math:`C_\text{out}(16 C_\text{in} + 1)` for the transposed 4x4 one, and
+    it convolves at the doubled resolution, which costs about
+    :math:`4 \cdot 9 / 16 = 2.25` times the multiply-adds.
 
     Parameters
     ----------
@@ -432,16 +544,20 @@ class ConvDecoder(_Decoder):
         Image height = width; divisible by :math:`2^L`. Required here, preset by the
         subclasses.
     channels : sequence of int
-        Input channels of the transposed convolutions, in order. Required here, preset
-        by the subclasses.
+        Input channels of the upsampling layers, in order. Required here, preset by
+        the subclasses.
     out_channels : int, default 1
     hidden : int, default 256
     activation : class or zero-argument factory, default nn.ReLU
+    upsample : {"transposed", "resize"}, default "transposed"
+        How each layer doubles the side: a 4x4/2 transposed convolution, or
+        nearest-neighbour resizing followed by a same-padded 3x3 convolution.
 
     Raises
     ------
     ValueError
-        On a non-positive size or a ``side`` that the layers cannot double exactly.
+        On a non-positive size, a ``side`` that the layers cannot double exactly, or
+        an ``upsample`` other than ``"transposed"`` and ``"resize"``.
     """
 
     def __init__(
@@ -453,10 +569,12 @@ class ConvDecoder(_Decoder):
         out_channels: int = 1,
         hidden: int = 256,
         activation: ActivationFactory = nn.ReLU,
+        upsample: str = "transposed",
     ) -> None:
         super().__init__()
         self.side, self.channels = _conv_geometry(type(self), side, channels)
         self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.upsample = _check_upsample(upsample)
         out_channels = _positive_int("out_channels", out_channels)
         hidden = _positive_int("hidden", hidden)
         self.out_shape = (out_channels, self.side, self.side)
@@ -468,10 +586,17 @@ class ConvDecoder(_Decoder):
         ]  # fmt: skip
         outs = (*self.channels[1:], out_channels)
         for i, (c_in, c_out) in enumerate(zip(self.channels, outs)):
-            layers.append(_deconv(c_in, c_out))  # side -> 2 side
+            layers.append(_upsample(c_in, c_out, self.upsample))  # side -> 2 side
             if i < len(outs) - 1:
                 layers.append(_activation(activation))
         self.net = nn.Sequential(*layers)
+
+    def extra_repr(self) -> str:
+        # The default is left out, so the architecture string of a transposed-conv
+        # decoder (which checkpoints store and check) is what it was before the option.
+        if self.upsample == "transposed":
+            return super().extra_repr()
+        return f"{super().extra_repr()}, upsample={self.upsample!r}"
 
 
 class ConvEncoder28(ConvEncoder):
@@ -522,7 +647,12 @@ class ConvDecoder28(ConvDecoder):
         (10\cdot 256 + 256) + (256\cdot 3136 + 3136) + (64\cdot 32\cdot 16 + 32)
         + (32\cdot 1\cdot 16 + 1) = 2816 + 805{,}952 + 32{,}800 + 513 = 842{,}081
 
-    (in general :math:`256 D_z + 839{,}521`).
+    (in general :math:`256 D_z + 839{,}521`). With ``upsample="resize"`` the two
+    transposed convolutions become nearest-neighbour upsampling followed by 3x3
+    convolutions (64 -> 32 -> ``out_channels``, 7 -> 14 -> 28), with
+    :math:`(64\cdot 32\cdot 9 + 32) + (32\cdot 1\cdot 9 + 1) = 18{,}753` parameters
+    instead of 33,313 (in general :math:`256 D_z + 824{,}961`); see
+    :class:`ConvDecoder` for the difference between the two.
 
     Parameters
     ----------
@@ -530,6 +660,7 @@ class ConvDecoder28(ConvDecoder):
     out_channels : int, default 1
     hidden : int, default 256
     activation : class or zero-argument factory, default nn.ReLU
+    upsample : {"transposed", "resize"}, default "transposed"
     """
 
     side = 28
@@ -595,6 +726,8 @@ class ConvDecoder64(ConvDecoder):
     out_channels : int, default 1
     hidden : int, default 256
     activation : class or zero-argument factory, default nn.ReLU
+    upsample : {"transposed", "resize"}, default "transposed"
+        See :class:`ConvDecoder`.
     """
 
     side = 64

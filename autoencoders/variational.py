@@ -447,7 +447,8 @@ def adaptive_shared_mask(
 
     .. math::
 
-        \delta_j = \mathrm{KL}\big(q(z_j \mid x_1) \,\|\, q(z_j \mid x_2)\big), \qquad
+        \delta_j = \mathrm{KL}\big(q(z_j \mid x_1) \,\|\, q(z_j \mid x_2)\big),
+
         \tau = \tfrac12\big(\max_j \delta_j + \min_j \delta_j\big), \qquad
         \text{shared} = \{ j : \delta_j < \tau \}
 
@@ -540,14 +541,17 @@ class AdaGVAE(BaseAutoencoder):
     def shared_dimensions(self, x: tuple[torch.Tensor, torch.Tensor]):
         """Per-dimension KL, threshold and shared mask for pairs, without gradients.
 
-        Returns ``(delta [B, D_z], tau [B], shared [B, D_z])``; see
-        :func:`adaptive_shared_mask`.
+        Returns ``(delta [B, D_z], tau [B], shared [B, D_z])``: ``delta`` and ``tau`` as
+        in :func:`adaptive_shared_mask`, and ``shared`` from :meth:`select_shared`, the
+        rule this model trains with (so a subclass that overrides it is evaluated by its
+        own rule; ``tau`` is then only Ada-GVAE's threshold, for reference).
         """
         x1, x2 = self.split_pair(x)
         with torch.no_grad():
             mu1, lv1 = self.vae.posterior(x1)
             mu2, lv2 = self.vae.posterior(x2)
-            return adaptive_shared_mask(mu1, lv1, mu2, lv2)
+            delta, tau, _ = adaptive_shared_mask(mu1, lv1, mu2, lv2)
+            return delta, tau, self.select_shared(mu1, lv1, mu2, lv2)
 
     def forward(
         self, x: tuple[torch.Tensor, torch.Tensor], S: int = 1, sample: bool | None = None

@@ -1,5 +1,5 @@
-"""Tests of autoencoders.applications: anomaly scores, ROC-AUC, retrieval and the
-amortisation gap, each against an independent reference (a hand count, a brute-force
+"""Tests of autoencoders.applications: anomaly scores, ROC-AUC, retrieval, the
+ELBO of a given Gaussian and the amortisation gap, each against an independent reference (a hand count, a brute-force
 loop, torch.distributions, or a linear-Gaussian model whose log p(x) is known)."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from autoencoders.applications import (
     AmortisationGap,
     amortisation_gap,
     anomaly_scores,
+    gaussian_elbo,
     nearest_neighbours,
     precision_at_k,
     roc_auc,
@@ -410,3 +411,88 @@ def test_amortisation_gap_bound_is_consistent_with_log_marginal_likelihood() -> 
         expected = vae.log_marginal_likelihood(x, K=300)
     torch.testing.assert_close(g.iwae_encoder, expected)
     assert math.isfinite(float(g.iwae_optimised.sum()))
+
+
+# ------------------------------------------------------------------ gaussian_elbo
+def test_gaussian_elbo_matches_the_closed_form_of_a_linear_gaussian_model() -> None:
+    r"""For p(x | z) = N(W z + b, I) and q = N(mu, diag s2) the ELBO is known:
+    log N(x; W mu + b, I) - tr(W diag(s2) W^T) / 2 - KL(q || N(0, I))."""
+    gen = torch.Generator().manual_seed(3)
+    W, b = torch.randn(5, 2, generator=gen), torch.randn(5, generator=gen)
+    vae = linear_gaussian_vae(W, b, seed=3)
+    x = torch.randn(4, 5, generator=gen)
+    mu = torch.randn(4, 2, generator=gen)
+    log_var = torch.randn(4, 2, generator=gen) - 2  # small variances: little MC noise
+    got = gaussian_elbo(vae, x, mu, log_var, S=200_000, seed=1, device="cpu")
+    s2 = log_var.exp()
+    expected_ll = (D.Normal(mu @ W.T + b, 1.0).log_prob(x).sum(1)
+                   - 0.5 * ((W**2) @ s2.T).sum(0))
+    q = D.Normal(mu, (0.5 * log_var).exp())
+    kl = D.kl_divergence(q, D.Normal(torch.zeros(2), torch.ones(2))).sum(1)
+    torch.testing.assert_close(got, expected_ll - kl, atol=0.05, rtol=0)
+
+
+def test_gaussian_elbo_of_the_encoder_posterior_is_minus_the_anomaly_score() -> None:
+    vae, x = tiny_vae(seed=1), tiny_images(10, seed=1)
+    with torch.no_grad():
+        mu, log_var = vae.posterior(x)
+    got = gaussian_elbo(vae, x, mu, log_var, S=7, seed=4, batch_size=3, device="cpu")
+    scores = anomaly_scores(vae, x, S=7, seed=4, batch_size=3, device="cpu")
+    torch.testing.assert_close(got, -scores)
+    assert got.shape == (10,) and got.device.type == "cpu" and not got.requires_grad
+
+
+def test_gaussian_elbo_uses_the_same_noise_for_the_same_rows() -> None:
+    """Common random numbers: a better q scores higher image by image, and a row's
+    noise does not depend on the other rows' Gaussians."""
+    vae, x = tiny_vae(seed=2), tiny_images(6, seed=2)
+    with torch.no_grad():
+        mu, log_var = vae.posterior(x)
+    a = gaussian_elbo(vae, x, mu, log_var, S=5, seed=0, device="cpu")
+    b = gaussian_elbo(vae, x, mu, log_var, S=5, seed=0, device="cpu")
+    torch.testing.assert_close(a, b)
+    moved = mu.clone()
+    moved[3:] += 1.0
+    c = gaussian_elbo(vae, x, moved, log_var, S=5, seed=0, device="cpu")
+    torch.testing.assert_close(c[:3], a[:3])
+    assert not torch.allclose(c[3:], a[3:])
+
+
+def test_gaussian_elbo_leaves_batch_norm_and_the_training_flag_alone() -> None:
+    """The decoder runs in eval mode: no running statistics move, and the model's
+    flags come back as they were."""
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU())
+    decoder = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                            nn.Linear(8, 16), nn.Unflatten(1, (1, 4, 4)))
+    vae = VAE(encoder, decoder, 2, likelihood="bernoulli").build(tiny_images(2))
+    vae.train()
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    x = tiny_images(5)
+    mu, log_var = torch.zeros(5, 2), torch.zeros(5, 2)
+    gaussian_elbo(vae, x, mu, log_var, S=3, device="cpu")
+    assert vae.training and all(m.training for m in vae.modules())
+    for key, value in vae.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(mu=torch.zeros(3, 2)), ValueError, r"mu must have shape \[N, D_z\] = \[4, 2\]"),
+        (dict(log_var=torch.zeros(4, 3)), ValueError, "log_var must have shape"),
+        (dict(mu=torch.full((4, 2), float("nan"))), ValueError, "NaN"),
+        (dict(mu=[[0.0, 0.0]] * 4), TypeError, "mu must be a torch.Tensor"),
+        (dict(x=torch.full((4, 1, 4, 4), 2.0)), ValueError, r"outside|\[0, 1\]"),
+        (dict(x=torch.zeros(0, 1, 4, 4)), ValueError, "N >= 1"),
+        (dict(S=0), ValueError, "S must be an int >= 1"),
+        (dict(batch_size=0), ValueError, "batch_size"),
+        (dict(model=nn.Linear(2, 2)), TypeError, "must be an autoencoders.VAE"),
+    ],
+)
+def test_gaussian_elbo_rejects_bad_inputs(kwargs, error, words) -> None:
+    args = dict(model=tiny_vae(), x=tiny_images(4), mu=torch.zeros(4, 2),
+                log_var=torch.zeros(4, 2), device="cpu")
+    args.update(kwargs)
+    with pytest.raises(error, match=words):
+        gaussian_elbo(**args)

@@ -1,4 +1,4 @@
-"""The row-autoregressive decoder and its VAE: causality, teacher forcing, the ELBO."""
+"""The PixelCNN decoder and its VAE: causality, teacher forcing, the ELBO, bad input."""
 
 from __future__ import annotations
 
@@ -7,56 +7,101 @@ import torch
 from torch import nn
 
 from autoencoders import VAE
-from autoencoders.autoregressive import AutoregressiveVAE, RowDecoder
+from autoencoders.autoregressive import AutoregressiveVAE, MaskedConv2d, PixelCNNDecoder
 from autoencoders.loss import kl_divergence_diag_gaussian
 from autoencoders.nets import MLPEncoder
 
 H = W = 6
 D = 3
+CONFIGS = [dict(layers=2, first_kernel=3, code="bias"), dict(layers=1, first_kernel=5, code="map"),
+           dict(layers=0, first_kernel=3, code="map")]
 
 
-def make(context="all", seed=0):
+def make_decoder(seed=0, **kw):
+    torch.manual_seed(seed)
+    return PixelCNNDecoder(D, H, W, channels=5, map_channels=2, **kw)
+
+
+def make(seed=0, **kw):
     torch.manual_seed(seed)
     enc = MLPEncoder(in_shape=(1, H, W), hidden=(16,))
-    return AutoregressiveVAE(enc, RowDecoder(D, H, W, hidden=12, context=context), D)
+    return AutoregressiveVAE(enc, make_decoder(seed, **kw), D)
 
 
-@pytest.mark.parametrize("context", ["all", "previous"])
-def test_row_r_depends_only_on_the_rows_above(context):
-    dec = RowDecoder(D, H, W, hidden=12, context=context)
-    z = torch.randn(4, D)
-    x = torch.bernoulli(torch.full((4, 1, H, W), 0.5))
+def _before(r, c):
+    """Raster order: the pixels strictly before (r, c)."""
+    idx = torch.arange(H * W).view(H, W)
+    return idx < r * W + c
+
+
+@pytest.mark.parametrize("mask", ["A", "B"])
+def test_masked_conv_sees_only_the_past(mask):
+    torch.manual_seed(0)
+    conv = MaskedConv2d(1, 4, 5, mask)
+    nn.init.normal_(conv.weight)
+    for r, c in [(0, 0), (2, 3), (5, 5)]:
+        x = torch.randn(1, 1, H, W, requires_grad=True)
+        (g,) = torch.autograd.grad(conv(x)[0, :, r, c].sum(), x)
+        allowed = _before(r, c)
+        if mask == "B":
+            allowed[r, c] = True
+        window = torch.zeros(H, W, dtype=torch.bool)  # the 5 x 5 neighbourhood
+        window[max(r - 2, 0): r + 3, max(c - 2, 0): c + 3] = True
+        assert torch.equal(g[0, 0] != 0, allowed & window)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_pixel_logit_depends_only_on_earlier_pixels(cfg):
+    """Finite changes, one pixel at a time: no logit at or before it may move."""
+    dec = make_decoder(**cfg)
+    z = torch.randn(2, D)
+    x = torch.bernoulli(torch.full((2, 1, H, W), 0.5))
     base = dec(z, x)
-    for r in range(H):
+    for i in range(H * W):
+        r, c = divmod(i, W)
         changed = x.clone()
-        changed[:, :, r] = 1 - changed[:, :, r]
-        out = dec(z, changed)
-        # rows up to r do not see row r; with context='all' every later row does,
-        # with 'previous' only row r + 1
-        torch.testing.assert_close(out[:, :, : r + 1], base[:, :, : r + 1])
-        if r + 1 < H:
-            assert not torch.allclose(out[:, :, r + 1], base[:, :, r + 1])
-        if context == "previous" and r + 2 < H:
-            torch.testing.assert_close(out[:, :, r + 2:], base[:, :, r + 2:])
+        changed[:, 0, r, c] = 1 - changed[:, 0, r, c]
+        moved = (dec(z, changed) - base).abs().amax(0)[0] > 0
+        assert not moved.view(-1)[: i + 1].any(), (r, c)
 
 
-@pytest.mark.parametrize("context", ["all", "previous"])
-def test_teacher_forcing_equals_step_by_step_decoding(context):
-    """The parallel pass gives the logits a row-by-row loop gives on the same rows."""
-    dec = RowDecoder(D, H, W, hidden=12, context=context)
+def test_context_of_the_smallest_decoder_is_the_four_neighbours_above_and_left():
+    dec = make_decoder(layers=0, first_kernel=3, code="bias")
+    want = torch.zeros(H, W, dtype=torch.bool)
+    want[1, 1:4] = True
+    want[2, 1] = True
+    assert torch.equal(dec.context(2, 2), want)
+    assert dec.context(0, 0).sum() == 0
+
+
+def test_context_grows_with_layers_and_matches_finite_differences():
+    small, big = make_decoder(layers=0, first_kernel=3), make_decoder(layers=3, first_kernel=3)
+    assert small.context(4, 3).sum() < big.context(4, 3).sum()
+    z, x = torch.zeros(1, D), torch.rand(1, 1, H, W)
+    base = big(z, x)[0, 0, 4, 3]
+    fd = torch.zeros(H, W, dtype=torch.bool)
+    for i in range(H * W):
+        r, c = divmod(i, W)
+        bumped = x.clone()
+        bumped[0, 0, r, c] += 0.5
+        fd[r, c] = big(z, bumped)[0, 0, 4, 3] != base
+    assert torch.equal(big.context(4, 3), fd)
+    assert not (fd & ~_before(4, 3)).any()
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_generation_logits_equal_the_teacher_forced_logits_of_the_sample(cfg):
+    dec = make_decoder(**cfg)
     z = torch.randn(3, D)
-    x = torch.bernoulli(torch.full((3, 1, H, W), 0.5))
-    parallel = dec(z, x)[:, 0]
-    row, state, steps = torch.zeros(3, W), None, []
-    for r in range(H):
-        inp = torch.cat([row, z], 1).unsqueeze(1)
-        if context == "all":
-            h, state = dec.rnn(inp, state)
-            steps.append(dec.out(h)[:, 0])
-        else:
-            steps.append(dec.mlp(inp)[:, 0])
-        row = x[:, 0, r]
-    torch.testing.assert_close(parallel, torch.stack(steps, 1))
+    g = torch.Generator().manual_seed(0)
+    logits = dec.generate(z, g)
+    # regenerate the same sample with the same seed to get the pixels drawn
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(3, 1, H, W)
+    for i in range(H * W):
+        r, c = divmod(i, W)
+        x[:, 0, r, c] = torch.bernoulli(torch.sigmoid(logits[:, 0, r, c]), generator=g)
+    torch.testing.assert_close(dec(z, x), logits)
 
 
 def test_loss_is_the_autoregressive_elbo():
@@ -72,7 +117,7 @@ def test_loss_is_the_autoregressive_elbo():
 
 
 def test_decode_generates_images_and_samples_per_code():
-    model = make().eval()
+    model = make(code="map").eval()
     z = torch.randn(2, D)
     x_hat = model.decode(z).x_hat
     assert x_hat.shape == (2, 1, H, W)
@@ -82,8 +127,9 @@ def test_decode_generates_images_and_samples_per_code():
     assert isinstance(model, VAE)
 
 
-def test_training_steps_lower_the_loss():
-    model = make()
+@pytest.mark.parametrize("code", ["bias", "map"])
+def test_training_steps_lower_the_loss(code):
+    model = make(code=code)
     x = torch.bernoulli(torch.full((64, 1, H, W), 0.2))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
@@ -97,16 +143,26 @@ def test_training_steps_lower_the_loss():
 
 
 def test_bad_arguments_raise():
-    with pytest.raises(ValueError, match="context"):
-        RowDecoder(D, context="future")
-    with pytest.raises(ValueError, match="hidden"):
-        RowDecoder(D, hidden=0)
-    dec = RowDecoder(D, H, W)
+    with pytest.raises(ValueError, match="mask must be 'A' or 'B', got 'C'"):
+        MaskedConv2d(1, 1, 3, "C")
+    with pytest.raises(ValueError, match="kernel_size must be odd, got 4"):
+        MaskedConv2d(1, 1, 4, "B")
+    with pytest.raises(ValueError, match="kernel_size must be an int >= 3, got 1"):
+        MaskedConv2d(1, 1, 1, "A")
+    with pytest.raises(ValueError, match="code must be one of"):
+        PixelCNNDecoder(D, code="film")
+    with pytest.raises(ValueError, match="layers must be an int >= 0, got -1"):
+        PixelCNNDecoder(D, layers=-1)
+    with pytest.raises(ValueError, match="channels must be an int >= 1, got 0"):
+        PixelCNNDecoder(D, channels=0)
+    dec = PixelCNNDecoder(D, H, W)
     with pytest.raises(ValueError, match="x must have shape"):
         dec(torch.randn(2, D), torch.zeros(2, 1, H, W + 1))
     with pytest.raises(ValueError, match="z must have shape"):
         dec(torch.randn(2, D + 1), torch.zeros(2, 1, H, W))
-    with pytest.raises(TypeError, match="RowDecoder"):
+    with pytest.raises(ValueError, match=r"\(row, col\) must lie in the 6x6 image, got \(6, 0\)"):
+        dec.context(6, 0)
+    with pytest.raises(TypeError, match="PixelCNNDecoder"):
         AutoregressiveVAE(nn.Flatten(), nn.Linear(D, H * W), D)
     with pytest.raises(ValueError, match="latent_dim"):
-        AutoregressiveVAE(nn.Flatten(), RowDecoder(D + 1, H, W), D)
+        AutoregressiveVAE(nn.Flatten(), PixelCNNDecoder(D + 1, H, W), D)

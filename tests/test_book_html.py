@@ -176,3 +176,42 @@ def test_api_page_shows_defaults_and_math_as_written(built_pages: dict[Path, str
     assert page is not None, "the API page was not built"
     assert "&lt;class" not in page and "torch.nn.modules." not in page
     assert "\\_" not in page
+
+
+# A figure of MAX_FIGURE_WIDTH inches at the inline backend's 100 dpi, plus the few
+# pixels that bbox_inches="tight" may add for a legend or a label at the edge.
+FIGURE_DPI = 100
+MAX_FIGURE_PIXELS = 760
+
+
+def wide_images(folder: Path, limit: int = MAX_FIGURE_PIXELS) -> dict[str, int]:
+    """Every PNG under ``folder`` wider than ``limit`` pixels, with its width."""
+    from PIL import Image
+
+    wide = {}
+    for path in sorted(folder.glob("*.png")):
+        with Image.open(path) as im:
+            if im.size[0] > limit:
+                wide[path.name] = im.size[0]
+    return wide
+
+
+def test_wide_images_are_found(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (MAX_FIGURE_PIXELS, 10)).save(tmp_path / "fits.png")
+    Image.new("RGB", (MAX_FIGURE_PIXELS + 1, 10)).save(tmp_path / "wide.png")
+    assert wide_images(tmp_path) == {"wide.png": MAX_FIGURE_PIXELS + 1}
+
+
+def test_figures_fit_the_column(built_pages: dict[Path, str]) -> None:
+    """Every figure in the book is at most about 7 inches wide at 100 dpi (issue 16), so
+    the theme shows it at its natural size and 9-point text stays 9-point text. The
+    report names the page that shows each offending image."""
+    from autoencoders.viz import MAX_FIGURE_WIDTH
+
+    assert MAX_FIGURE_PIXELS >= MAX_FIGURE_WIDTH * FIGURE_DPI
+    wide = wide_images(HTML / "_images")
+    where = {name: sorted(p.name for p, t in built_pages.items() if name in t) for name in wide}
+    assert not wide, "figures wider than the column: " + "; ".join(
+        f"{name[:12]}… {px} px on {', '.join(where[name]) or '?'}" for name, px in wide.items())

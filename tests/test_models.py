@@ -477,3 +477,29 @@ def test_adagvae_select_shared_hook_gives_known_k_in_one_method(x):
     expected[torch.arange(x.shape[0]), largest] = False
     assert torch.equal(out.shared_mask, expected)
     assert (out.shared_mask.sum(1) == model.latent_dim - 1).all()
+
+
+def test_shared_dimensions_uses_the_rule_a_subclass_trains_with():
+    """A subclass that overrides ``select_shared`` is evaluated by its own rule: the mask
+    of ``shared_dimensions`` is the one ``forward`` averaged over, not Ada-GVAE's."""
+    D = 4
+
+    class KeepTopTwo(AdaGVAE):  # a known-k rule with k = 2
+        def select_shared(self, mu1, log_var1, mu2, log_var2):
+            delta = kl_divergence_diag_gaussian(mu1, log_var1, mu2, log_var2, reduce_sum=False)
+            top = delta.topk(2, dim=1).indices
+            return torch.ones_like(delta, dtype=torch.bool).scatter(1, top, False)
+
+    g = torch.Generator().manual_seed(0)
+    mu1, lv1, mu2, lv2 = torch.randn(4, 6, D, generator=g, dtype=torch.float64)
+    lv2 = lv1.clone()
+    mu2[:, 1:] = mu1[:, 1:] + 0.5 * mu2[:, 1:]
+    mu2[:, 0] = mu1[:, 0] + 5.0  # dim 0 differs most in every row
+    model = KeepTopTwo(_vae_with_given_posteriors(D)).eval()
+    x1, x2 = torch.cat([mu1, lv1], 1), torch.cat([mu2, lv2], 1)
+    delta, tau, shared = model.shared_dimensions((x1, x2))
+    assert (shared.sum(1) == D - 2).all() and not shared[:, 0].any()
+    assert torch.equal(model((x1, x2)).shared_mask, shared)
+    _, _, adaptive = adaptive_shared_mask(mu1, lv1, mu2, lv2)
+    assert torch.equal(delta.argmax(1), torch.zeros(6, dtype=torch.long))
+    assert (adaptive.sum(1) == D - 1).all()  # the base rule keeps only dim 0 apart

@@ -8,6 +8,7 @@ Every expected parameter count is written out from the layer sizes
 from __future__ import annotations
 
 import functools
+import re
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from autoencoders.nets import (
     ConvEncoder64,
     MLPDecoder,
     MLPEncoder,
+    checkerboard_energy,
     count_parameters,
 )
 
@@ -284,3 +286,185 @@ def test_fixed_size_classes_are_the_generic_ones_with_presets():
 def test_generic_conv_geometry_errors_name_the_argument(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# ------------------------------------------------------- upsampling: transposed vs resize
+
+
+def stamp_counts(n_in: int, k: int, stride: int = 2, padding: int = 0) -> list[int]:
+    """How many input positions stamp their kernel onto each output position of a 1-D
+    transposed convolution, counted directly from its definition: input ``i`` covers the
+    outputs ``o`` with ``0 <= o + padding - stride * i < k``."""
+    n_out = (n_in - 1) * stride - 2 * padding + k
+    return [sum(0 <= o + padding - stride * i < k for i in range(n_in)) for o in range(n_out)]
+
+
+def test_stamp_counts_closed_form():
+    # Kernel 3, stride 2: alternately one and two stamps; kernel 4: two everywhere
+    # inside, one at the outermost positions.
+    assert stamp_counts(4, 3) == [1, 1, 2, 1, 2, 1, 2, 1, 1]
+    assert stamp_counts(4, 4) == [1, 1, 2, 2, 2, 2, 2, 2, 1, 1]
+    assert stamp_counts(4, 4, padding=1) == [1, 2, 2, 2, 2, 2, 2, 1]
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_transposed_conv_with_ones_counts_the_overlapping_stamps(k):
+    """All-ones weights on an all-ones input: every output pixel is the number of
+    kernel stamps that cover it, the product of the per-axis counts."""
+    n = 6
+    layer = nn.ConvTranspose2d(1, 1, kernel_size=k, stride=2, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        out = layer(torch.ones(1, 1, n, n))[0, 0]
+    counts = torch.tensor(stamp_counts(n, k), dtype=torch.float32)
+    assert torch.equal(out, torch.outer(counts, counts))
+    inner = out[k:-k, k:-k]  # away from the borders
+    if k == 3:
+        assert sorted(inner.unique().tolist()) == [1.0, 2.0, 4.0]
+    else:
+        assert torch.equal(inner, torch.full_like(inner, 4.0))
+
+
+def test_package_transposed_layer_is_4x4_stride_2_padding_1():
+    """The decoder's last transposed conv, with all-ones weights and zero bias, covers a
+    constant input exactly as the closed-form count for k=4, s=2, p=1 says."""
+    decoder = ConvDecoder28(4)
+    layer = decoder.net[-1]
+    assert isinstance(layer, nn.ConvTranspose2d)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.zero_()
+        out = layer(torch.ones(1, 32, 14, 14))[0, 0]
+    counts = torch.tensor(stamp_counts(14, 4, padding=1), dtype=torch.float32)
+    assert out.shape == (28, 28)
+    assert torch.equal(out, 32 * torch.outer(counts, counts))  # 32 input channels
+
+
+def test_transposed_layer_turns_a_flat_input_into_a_2x2_pattern():
+    """With a constant input c, an interior output pixel is b + c times the sum of the
+    kernel entries w[t1, t2] with t = o + 1 (mod 2): four phase sums, a 2x2-periodic
+    pattern unless they are equal."""
+    torch.manual_seed(0)
+    layer = ConvDecoder(2, side=8, channels=(1, 1)).net[-1]  # 1 -> 1 channel
+    c = 0.7
+    with torch.no_grad():
+        out = layer(torch.full((1, 1, 4, 4), c))[0, 0]
+        w, b = layer.weight[0, 0], layer.bias[0]
+        for o1 in range(1, 7):
+            for o2 in range(1, 7):
+                phase = w[(o1 + 1) % 2 :: 2, (o2 + 1) % 2 :: 2].sum()
+                assert torch.isclose(out[o1, o2], b + c * phase, atol=1e-6)
+    assert out[1:-1, 1:-1].unique().numel() == 4  # random weights: four values
+
+
+def test_resize_layer_gives_a_uniform_response_to_a_constant_input():
+    torch.manual_seed(0)
+    layer = ConvDecoder28(4, upsample="resize").net[-1]
+    upsample, conv_layer = layer
+    assert isinstance(upsample, nn.Upsample) and isinstance(conv_layer, nn.Conv2d)
+    c = 0.7
+    with torch.no_grad():
+        out = layer(torch.full((1, 32, 14, 14), c))[0, 0]
+        expected = conv_layer.bias[0] + c * conv_layer.weight.sum()
+    assert out.shape == (28, 28)
+    inner = out[1:-1, 1:-1]  # the zero padding only touches the outermost pixels
+    assert torch.allclose(inner, expected.expand_as(inner), atol=1e-5)
+
+
+def test_resize_layer_is_nearest_neighbour_then_same_conv():
+    """Against a reference written with repeat_interleave and a padded conv2d."""
+    torch.manual_seed(0)
+    layer = ConvDecoder28(4, upsample="resize").net[5]
+    x = torch.randn(2, 64, 7, 7)
+    _, conv_layer = layer
+    nearest = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    reference = torch.nn.functional.conv2d(
+        nearest, conv_layer.weight, conv_layer.bias, padding=1
+    )
+    with torch.no_grad():
+        assert torch.allclose(layer(x), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda up: ConvDecoder28(5, upsample=up),
+        lambda up: ConvDecoder64(5, upsample=up),
+        lambda up: ConvDecoder(5, side=32, channels=(64, 64, 32), out_channels=3, upsample=up),
+    ],
+)
+def test_both_upsampling_modes_give_the_same_output_shape(make):
+    z = torch.randn(3, 2, 5)  # leading dims are kept
+    transposed, resize = make("transposed"), make("resize")
+    assert transposed(z).shape == resize(z).shape == (3, 2, *transposed.out_shape)
+    assert resize.upsample == "resize" and "upsample='resize'" in repr(resize)
+
+
+def test_resize_parameter_count_by_hand():
+    # FC 10 -> 256 -> 3136, then 3x3 convs 64 -> 32 -> 1.
+    expected = linear(10, 256) + linear(256, 3136) + conv(64, 32, k=3) + conv(32, 1, k=3)
+    assert count_parameters(ConvDecoder28(10, upsample="resize")) == expected == 827_521
+
+
+def test_transposed_upsampling_stays_the_default():
+    torch.manual_seed(0)
+    default = ConvDecoder28(6)
+    torch.manual_seed(0)
+    explicit = ConvDecoder28(6, upsample="transposed")
+    assert default.upsample == "transposed"
+    assert default.state_dict().keys() == explicit.state_dict().keys()
+    z = torch.randn(2, 6)
+    assert torch.equal(default(z), explicit(z))
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in default.modules()) == 2
+    assert count_parameters(default) == 842_081 - 256 * 4
+
+
+@pytest.mark.parametrize("bad", ["bilinear", "Transposed", "", None, 2])
+def test_bad_upsample_names_the_argument_and_the_choices(bad):
+    message = rf"upsample must be one of 'transposed', 'resize', got {re.escape(repr(bad))}"
+    with pytest.raises(ValueError, match=message):
+        ConvDecoder28(4, upsample=bad)
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        ConvDecoder(4, side=32, channels=(8, 8), upsample=bad)
+
+
+# ------------------------------------------------------------------ checkerboard energy
+
+
+def test_checkerboard_energy_of_known_patterns():
+    i = torch.arange(6)
+    sign = (-1.0) ** (i[:, None] + i[None, :])  # the (pi, pi) checkerboard
+    assert torch.isclose(checkerboard_energy(0.4 + 0.25 * sign), torch.tensor(0.25))
+    stripes = (-1.0) ** i[:, None].expand(6, 6)  # rows alternate: (pi, 0)
+    assert torch.isclose(checkerboard_energy(stripes), torch.tensor(1.0))
+    assert checkerboard_energy(torch.full((2, 3, 4, 4), 0.7)).abs().max() < 1e-7
+    # The period-2 checkerboard cancels within each phase at period 3, not at 6.
+    assert checkerboard_energy(sign, period=3) < checkerboard_energy(sign, period=6)
+
+
+def test_checkerboard_energy_against_a_loop_reference():
+    torch.manual_seed(0)
+    x = torch.rand(3, 8, 6)
+    expected = []
+    for img in x.tolist():
+        means = [
+            [sum(img[r][c] for r in range(a, 8, 2) for c in range(b, 6, 2)) / 12 for b in (0, 1)]
+            for a in (0, 1)
+        ]
+        grand = sum(map(sum, means)) / 4
+        expected.append(sum(abs(m - grand) for row in means for m in row) / 4)
+    assert torch.allclose(checkerboard_energy(x), torch.tensor(expected), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("images", "period", "error", "message"),
+    [
+        (torch.zeros(1, 5, 4), 2, ValueError, r"divisible by period=2, got \[1, 5, 4\]"),
+        (torch.zeros(4), 2, ValueError, r"shape \[..., H, W\]"),
+        (torch.zeros(4, 4), 0, ValueError, "period must be a positive int, got 0"),
+        ([[0.0]], 1, TypeError, "images must be a torch.Tensor, got list"),
+    ],
+)
+def test_checkerboard_energy_rejects_bad_inputs(images, period, error, message):
+    with pytest.raises(error, match=message):
+        checkerboard_energy(images, period=period)

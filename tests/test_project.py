@@ -337,22 +337,26 @@ def test_api_page_documents_every_module() -> None:
     assert [m.strip() for m in order.split(",")] == documented
 
 
-def _code_sources(path: Path) -> list[str]:
+def _code_sources(path: Path, solutions: bool = True) -> list[str]:
+    """The source of every code cell; without the exercise solutions (cells tagged
+    ``solution``) when ``solutions=False``."""
     nb = json.loads(path.read_text())
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
+            and (solutions or "solution" not in c["metadata"].get("tags", []))]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_chapters_import_their_helpers_instead_of_defining_them(path: Path) -> None:
     """Chapters 1-7 define at most two top-level functions or classes: shared helpers
     live in the package (autoencoders.recipes, autoencoders.inference, ...). Chapters
-    8-9 teach how to write models, so they may define the models they teach."""
+    8-9 teach how to write models, so they may define the models they teach. Exercise
+    solutions (cells tagged ``solution``) may define what the exercise asks for."""
     import ast
 
     if int(path.stem[:2]) >= 8:
         pytest.skip("chapters 8-9 define the models they teach")
     defs = []
-    for source in _code_sources(path):
+    for source in _code_sources(path, solutions=False):
         lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
         tree = ast.parse("\n".join(lines))
         defs += [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
@@ -390,3 +394,20 @@ def test_book_footer_records_the_version_it_is_built_from() -> None:
     config = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
     footer = config["html"]["extra_footer"]
     assert f"autoencoders v{autoencoders.__version__}." in footer
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercise_solutions_with_code_run(path: Path) -> None:
+    """A solution's code is a code cell tagged ``solution`` (and ``hide-cell`` or
+    ``hide-input``, so the book folds it), which nbmake runs in fast mode with the rest of the chapter; no solution
+    hides Python in a Markdown block that nothing runs."""
+    for cell in _read(path).cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "markdown" and re.search(r"(?i)solution", cell.source):
+            assert not re.search(r"^\s*(```|~~~)\s*(\{code-cell\}\s*)?(python|ipython3?)\b",
+                                 cell.source, re.M), (
+                f"{path.name}: a solution holds a ```python block that never runs: "
+                f"{cell.source[:80]!r}; make it a code cell tagged 'solution' and 'hide-cell'")
+        if cell.cell_type == "code" and "solution" in tags:
+            assert {"hide-cell", "hide-input"} & set(tags), (
+                f"{path.name}: solution cell not folded: {tags}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -623,6 +624,7 @@ class _Run:
         except StopIteration:
             raise ValueError("train yielded no batches") from None
         _build_with(model, _split_batch(first, paired, dev)[0], paired)
+        _check_placement(model, _split_batch(first, paired, dev)[0], dev)
         net = _wrap_distributed(model, dev, max_seconds)
         progress = progress and distributed.is_main_process()
         if optimizer is None:
@@ -774,6 +776,31 @@ def _distributed_context(err: RuntimeError) -> RuntimeError:
         "exception or a bad batch, while this one waited for it in a gradient "
         "all-reduce; see the other rank's traceback)"
     )
+
+
+REQUIRE_DEVICE_ENV = "AUTOENCODERS_REQUIRE_DEVICE"
+
+
+def _check_placement(model: nn.Module, x: Any, dev: torch.device) -> None:
+    """Every parameter, buffer and tensor of the first batch is on ``dev``; and when
+    ``$AUTOENCODERS_REQUIRE_DEVICE`` names a device type (the test suite sets it to
+    ``cuda`` under ``AUTOENCODERS_DEVICE=cuda``), ``dev`` is of that type, so that no
+    chapter can train on the CPU by accident when a GPU run was asked for."""
+    required = os.environ.get(REQUIRE_DEVICE_ENV, "").strip()
+    if required and dev.type != torch.device(required).type:
+        raise RuntimeError(
+            f"fit is training on {dev}, but ${REQUIRE_DEVICE_ENV}={required!r} requires "
+            f"{torch.device(required).type}; pass device= or unset the variable"
+        )
+    tensors = list(x) if isinstance(x, tuple | list) else [x]
+    named = [(f"parameter {n}", p) for n, p in model.named_parameters()]
+    named += [(f"buffer {n}", b) for n, b in model.named_buffers()]
+    named += [(f"batch tensor {i}", t) for i, t in enumerate(tensors) if isinstance(t, torch.Tensor)]
+    wrong = [(name, t.device) for name, t in named if t.device != dev and not (
+        t.device.type == dev.type and dev.index is None)]
+    if wrong:
+        listed = ", ".join(f"{name} on {d}" for name, d in wrong[:3])
+        raise RuntimeError(f"fit trains on {dev}, but {len(wrong)} tensor(s) are elsewhere: {listed}")
 
 
 def _build_with(model: nn.Module, x: Any, paired: bool) -> None:

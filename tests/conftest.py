@@ -22,6 +22,9 @@ def configure_environment() -> None:
     os.environ.setdefault("AUTOENCODERS_FAST", "1")
     # Headless plotting in tests and in the kernels they start.
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # A GPU run must train on the GPU: fit raises if a chapter or a test trains elsewhere.
+    if os.environ.get("AUTOENCODERS_DEVICE", "").startswith("cuda"):
+        os.environ.setdefault("AUTOENCODERS_REQUIRE_DEVICE", "cuda")
 
 
 configure_environment()

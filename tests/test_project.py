@@ -339,10 +339,10 @@ def test_api_page_documents_every_module() -> None:
 
 def _code_sources(path: Path, solutions: bool = True) -> list[str]:
     """The source of every code cell; without the exercise solutions (cells tagged
-    ``solution``) when ``solutions=False``."""
+    ``exercise-solution``) when ``solutions=False``."""
     nb = json.loads(path.read_text())
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
-            and (solutions or "solution" not in c["metadata"].get("tags", []))]
+            and (solutions or "exercise-solution" not in c["metadata"].get("tags", []))]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -350,7 +350,8 @@ def test_chapters_import_their_helpers_instead_of_defining_them(path: Path) -> N
     """Chapters 1-7 define at most two top-level functions or classes: shared helpers
     live in the package (autoencoders.recipes, autoencoders.inference, ...). Chapters
     8-9 teach how to write models, so they may define the models they teach. Exercise
-    solutions (cells tagged ``solution``) may define what the exercise asks for."""
+    solutions (cells tagged ``exercise-solution``) may define what the exercise asks
+    for."""
     import ast
 
     if int(path.stem[:2]) >= 8:
@@ -398,8 +399,9 @@ def test_book_footer_records_the_version_it_is_built_from() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_exercise_solutions_with_code_run(path: Path) -> None:
-    """A solution's code is a code cell tagged ``solution`` (and ``hide-cell`` or
-    ``hide-input``, so the book folds it), which nbmake runs in fast mode with the rest of the chapter; no solution
+    """A solution's code is a code cell tagged ``exercise-solution`` (``solution`` in
+    chapter 9, whose assignments ``tools/make_assignments.py`` turns into skeletons) and
+    ``hide-cell`` or ``hide-input``, so the book folds it, which nbmake runs in fast mode with the rest of the chapter; no solution
     hides Python in a Markdown block that nothing runs."""
     for cell in _read(path).cells:
         tags = cell.metadata.get("tags", [])
@@ -407,7 +409,7 @@ def test_exercise_solutions_with_code_run(path: Path) -> None:
             assert not re.search(r"^\s*(```|~~~)\s*(\{code-cell\}\s*)?(python|ipython3?)\b",
                                  cell.source, re.M), (
                 f"{path.name}: a solution holds a ```python block that never runs: "
-                f"{cell.source[:80]!r}; make it a code cell tagged 'solution' and 'hide-cell'")
-        if cell.cell_type == "code" and "solution" in tags:
+                f"{cell.source[:80]!r}; make it a code cell tagged 'exercise-solution' and 'hide-cell'")
+        if cell.cell_type == "code" and {"solution", "exercise-solution"} & set(tags):
             assert {"hide-cell", "hide-input"} & set(tags), (
                 f"{path.name}: solution cell not folded: {tags}")

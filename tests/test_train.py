@@ -642,3 +642,28 @@ def test_device_none_means_get_device_and_evaluate_moves_the_model_back(monkeypa
 def test_history_records_the_training_device():
     history = fit(make_vae(), [torch.rand(4, 1, 28, 28)], epochs=1, progress=False, device="cpu")
     assert history.device == "cpu"
+
+
+def test_fit_refuses_to_train_off_the_required_device(monkeypatch):
+    """Under AUTOENCODERS_DEVICE=cuda the test suite sets AUTOENCODERS_REQUIRE_DEVICE=cuda,
+    and every fit (in the tests and in the chapters' kernels) must then train on the GPU."""
+    from autoencoders.recipes import mlp_vae
+    from autoencoders.train import REQUIRE_DEVICE_ENV, fit
+
+    model = mlp_vae(2, hidden=(8,), likelihood="bernoulli")
+    x = torch.rand(8, 1, 28, 28)
+    monkeypatch.setenv(REQUIRE_DEVICE_ENV, "cuda")
+    with pytest.raises(RuntimeError, match=r"training on cpu, but \$AUTOENCODERS_REQUIRE_DEVICE='cuda'"):
+        fit(model, [x], epochs=1, device="cpu", progress=False)
+    monkeypatch.setenv(REQUIRE_DEVICE_ENV, "cpu")
+    history = fit(model, [x], epochs=1, device="cpu", progress=False)
+    assert history.device == "cpu"
+
+
+def test_placement_check_names_a_tensor_on_another_device():
+    from autoencoders.train import _check_placement
+
+    model = nn.Linear(2, 2)
+    with pytest.raises(RuntimeError, match=r"1 tensor\(s\) are elsewhere: batch tensor 0 on meta"):
+        _check_placement(model, torch.empty(3, 2, device="meta"), torch.device("cpu"))
+    _check_placement(model, torch.zeros(3, 2), torch.device("cpu"))

@@ -796,8 +796,9 @@ def _check_placement(model: nn.Module, x: Any, dev: torch.device) -> None:
     named = [(f"parameter {n}", p) for n, p in model.named_parameters()]
     named += [(f"buffer {n}", b) for n, b in model.named_buffers()]
     named += [(f"batch tensor {i}", t) for i, t in enumerate(tensors) if isinstance(t, torch.Tensor)]
-    wrong = [(name, t.device) for name, t in named if t.device != dev and not (
-        t.device.type == dev.type and dev.index is None)]
+    # 'cuda' matches 'cuda:0'; a CPU tensor reports 'cpu' whatever index was asked for
+    wrong = [(name, t.device) for name, t in named if t.device.type != dev.type or (
+        None not in (t.device.index, dev.index) and t.device.index != dev.index)]
     if wrong:
         listed = ", ".join(f"{name} on {d}" for name, d in wrong[:3])
         raise RuntimeError(f"fit trains on {dev}, but {len(wrong)} tensor(s) are elsewhere: {listed}")

@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 EXTRAS ?= dev
 
-.PHONY: install book test lint bench assignments pretrained clean
+.PHONY: install book test lint bench assignments pretrained page-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,15 @@ assignments: install
 bench: EXTRAS = dev,bench
 bench: install
 	$(PY) -m benchmarks.vae_speed --epochs 5 --repeats 3
+
+# Reader-first check of the built book (run `make book` first): a full-page screenshot of
+# every page at the readers' 1,300 px, and a report of code lines and formulas wider than
+# the column, shrunk and uncaptioned images, and widget outputs (_build/page_check).
+# It drives headless Chromium through Playwright (the `pagecheck` extra), which CI does not
+# have: install the browser with `apt-get install chromium`, never `playwright install`.
+page-check: EXTRAS = dev,pagecheck
+page-check: install
+	$(PY) tools/page_check.py _build/html --out _build/page_check
 
 # Retrain every model of the zoo (autoencoders/zoo) from scratch, two at a time with one
 # thread each (about 2 hours on 2 CPU cores); interrupted runs resume from _build/zoo.

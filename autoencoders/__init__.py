@@ -17,7 +17,7 @@ from .likelihoods import (
     register_likelihood,
 )
 from .loss import LossResult, kl_divergence_diag_gaussian, log_normal_diag
-from .utils import data_root, fast_mode, get_device, seed_everything
+from .utils import data_root, fast_mode, get_device, progress_bar, seed_everything
 from .vanilla import AE, AEDecodeOutput, AEEncodeOutput, AEOutput
 from .variational import (
     VAE,
@@ -55,6 +55,7 @@ __all__ = [
     "kl_divergence_diag_gaussian",
     "distribution_mean",
     "seed_everything",
+    "progress_bar",
     "get_device",
     "fast_mode",
     "data_root",

@@ -43,6 +43,7 @@ from ._base import ModelOutput
 from .inference import _batches, _check_finite_input, _placed, evaluating, reconstruct
 from .likelihoods import LikelihoodLike, log_likelihood, log_normalizer, validate_target
 from .loss import kl_divergence_diag_gaussian, log_normal_diag
+from .utils import progress_bar
 from .variational import VAE
 
 __all__ = [
@@ -246,12 +247,13 @@ def anomaly_scores(
 
     .. math::
 
-        \texttt{neg_elbo:}\quad s(x) = -\Big(\frac1S\sum_{s=1}^{S}
-            \log p_\theta(x \mid z_s) - \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,
-            \mathcal N(0, I)\big)\Big), \quad z_s \sim q_\phi(z \mid x)
+        \texttt{neg_elbo:}\quad s(x) &= -\frac1S\sum_{s=1}^{S}
+            \log p_\theta(x \mid z_s)
+            + \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,\mathcal N(0, I)\big),\\
+            z_s &\sim q_\phi(z \mid x)
 
-        \texttt{reconstruction_error:}\quad s(x) = \sum_i \big(x_i - \tilde x_i\big)^2,
-            \quad \tilde x = \mathbb E\big[x \mid g_\theta(\mu_\phi(x))\big]
+        \texttt{reconstruction_error:}\quad s(x) &= \sum_i \big(x_i - \tilde x_i\big)^2,\\
+            \tilde x &= \mathbb E\big[x \mid g_\theta(\mu_\phi(x))\big]
 
     The negative ELBO includes the likelihood's normalising constant (for the
     Gaussian, :math:`\tfrac12\log 2\pi` per pixel), so it is an upper bound on
@@ -498,9 +500,9 @@ def gaussian_elbo(
 
     .. math::
 
-        \mathrm{ELBO}(x_n; \mu_n, \sigma_n^2) = \frac1S \sum_{s=1}^{S}
-            \log p_\theta(x_n \mid \mu_n + \sigma_n \odot \epsilon_{n,s})
-            - \mathrm{KL}\big(\mathcal N(\mu_n, \sigma_n^2)\,\|\,\mathcal N(0, I)\big),
+        \mathrm{ELBO}(x_n; \mu_n, \sigma_n^2) = {}& \frac1S \sum_{s=1}^{S}
+            \log p_\theta(x_n \mid \mu_n + \sigma_n \odot \epsilon_{n,s})\\
+            & - \mathrm{KL}\big(\mathcal N(\mu_n, \sigma_n^2)\,\|\,\mathcal N(0, I)\big),
         \qquad \epsilon_{n,s} \sim \mathcal N(0, I),
 
     with the KL in closed form and the likelihood's normalising constant included (as in
@@ -764,9 +766,7 @@ def amortisation_gap(
     n_batches = math.ceil(len(x) / batch_size) if x.dim() >= 1 else 0
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps * n_batches, desc="optimising q per image", leave=False)
+        bar = progress_bar(total=steps * n_batches, desc="optimising q per image", leave=False)
     parts: dict[str, list[torch.Tensor]] = {}
     curve = torch.zeros(steps, dtype=torch.float64)
     n_seen = 0

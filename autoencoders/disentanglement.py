@@ -573,10 +573,9 @@ def dci(
 
     .. math::
 
-        D = \sum_j \rho_j \Big(1 + \sum_k P_{jk} \log_F P_{jk}\Big),
-        \quad \rho_j = \frac{\sum_k R_{jk}}{\sum_{jk} R_{jk}},
-        \qquad
-        C = \sum_k \tilde\rho_k \Big(1 + \sum_j \tilde P_{jk} \log_D \tilde P_{jk}\Big),
+        D &= \sum_j \rho_j \Big(1 + \sum_k P_{jk} \log_F P_{jk}\Big),
+        \quad \rho_j = \frac{\sum_k R_{jk}}{\sum_{jk} R_{jk}},\\
+        C &= \sum_k \tilde\rho_k \Big(1 + \sum_j \tilde P_{jk} \log_D \tilde P_{jk}\Big),
         \quad \tilde\rho_k = \frac{\sum_j R_{jk}}{\sum_{jk} R_{jk}},
 
     and informativeness is the mean test accuracy of the predictors. Entropy smoothing

@@ -153,7 +153,8 @@ class History:
             axes = list(grid[0])
         else:
             fig, axes = ax.figure, [ax] * len(wanted)
-        single = ax is None  # one panel per key
+        # one key per panel: train and eval differ in colour as well as in style
+        single = ax is None or len(wanted) == 1
         for i, (key, target) in enumerate(zip(wanted, axes)):
             for label, values, style in (
                 ("train", self.train.get(key), {"linestyle": "-", "marker": "o"}),
@@ -161,7 +162,6 @@ class History:
             ):
                 if values:
                     epochs = range(1, len(values) + 1)
-                    # per panel, train and eval differ in colour as well as in style
                     color = f"C{(0 if label == 'train' else 1) if single else i}"
                     name = label if single else f"{label} {key}"
                     target.plot(epochs, values, color=color, markersize=4, label=name, **style)

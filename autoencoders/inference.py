@@ -265,9 +265,9 @@ def decode(
 
     .. math::
 
-        \text{bernoulli: } \sigma(\hat x), \qquad
-        \text{continuous_bernoulli: } \frac{\sigma(\hat x)}{\tanh(\hat x / 2)} - \frac{1}{\hat x},
-        \qquad \text{gaussian, laplace: } \hat x.
+        \text{bernoulli:}\quad & \sigma(\hat x),\\
+        \text{continuous_bernoulli:}\quad & \frac{\sigma(\hat x)}{\tanh(\hat x / 2)} - \frac{1}{\hat x},\\
+        \text{gaussian, laplace:}\quad & \hat x.
 
     Parameters
     ----------

@@ -367,7 +367,7 @@ def log_likelihood(
     .. math::
 
         \text{gaussian:}\quad & -\tfrac12 (x - \hat x)^2
-            \qquad (\text{the constant } -\tfrac12\log 2\pi \text{ is omitted})\\
+            \qquad (\text{without the constant } -\tfrac12\log 2\pi)\\
         \text{bernoulli:}\quad & x\,\hat x - \operatorname{softplus}(\hat x)
             \qquad (\hat x \text{ are logits})\\
         \text{continuous Bernoulli:}\quad & x\,\hat x - \operatorname{softplus}(\hat x)
@@ -651,8 +651,9 @@ def discretized_logistic_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale:
 
     .. math::
 
-        \log\big(\sigma(a) - \sigma(b)\big) = \log\sigma(a) + \log\sigma(-b)
-            + \log\big(1 - e^{-(a - b)}\big), \qquad a - b = \frac{2}{255\,s}.
+        \log\big(\sigma(a) - \sigma(b)\big) &= \log\sigma(a) + \log\sigma(-b)
+            + \log\big(1 - e^{-(a - b)}\big),\\
+        a - b &= \frac{2}{255\,s}.
 
     This form has no cancellation: where :math:`\sigma(a) - \sigma(b)` would round to 0
     (a very wide logistic, or a bin far in a tail) it stays accurate, so it needs no

@@ -251,9 +251,9 @@ class MLPEncoder(_Encoder):
 
     .. math::
 
-        h_0 = \operatorname{vec}(x), \qquad
-        h_\ell = a(W_\ell h_{\ell-1} + b_\ell), \qquad
-        z = W_{L+1} h_L + b_{L+1} \ \text{(only when latent_dim is set)}
+        h_0 &= \operatorname{vec}(x), \qquad
+        h_\ell = a(W_\ell h_{\ell-1} + b_\ell),\\
+        z &= W_{L+1} h_L + b_{L+1} \quad \text{(only when latent_dim is set)}
 
     With the defaults (``in_shape=(1, 28, 28)``, ``hidden=(400,)``, ``latent_dim=None``)
     the output is ``[B, 400]`` and the network has
@@ -644,8 +644,9 @@ class ConvDecoder28(ConvDecoder):
 
     .. math::
 
-        (10\cdot 256 + 256) + (256\cdot 3136 + 3136) + (64\cdot 32\cdot 16 + 32)
-        + (32\cdot 1\cdot 16 + 1) = 2816 + 805{,}952 + 32{,}800 + 513 = 842{,}081
+        & (10\cdot 256 + 256) + (256\cdot 3136 + 3136) + (64\cdot 32\cdot 16 + 32)
+        + (32\cdot 1\cdot 16 + 1)\\
+        &= 2816 + 805{,}952 + 32{,}800 + 513 = 842{,}081
 
     (in general :math:`256 D_z + 839{,}521`). With ``upsample="resize"`` the two
     transposed convolutions become nearest-neighbour upsampling followed by 3x3
@@ -683,9 +684,9 @@ class ConvEncoder64(ConvEncoder):
 
     .. math::
 
-        544 + \underbrace{(32\cdot 32\cdot 16 + 32)}_{16{,}416}
-        + \underbrace{(32\cdot 64\cdot 16 + 64)}_{32{,}832}
-        + \underbrace{(64\cdot 64\cdot 16 + 64)}_{65{,}600}
+        & 544 + \underbrace{(32\cdot 32\cdot 16 + 32)}_{16{,}416}
+        + \underbrace{(32\cdot 64\cdot 16 + 64)}_{32{,}832}\\
+        & + \underbrace{(64\cdot 64\cdot 16 + 64)}_{65{,}600}
         + \underbrace{(1024\cdot 256 + 256)}_{262{,}400} = 377{,}792.
 
     ``latent_dim=D_z`` adds :math:`257 D_z` (``latent_dim=10``: 380,362).
@@ -714,9 +715,9 @@ class ConvDecoder64(ConvDecoder):
 
     .. math::
 
-        (10\cdot 256 + 256) + (256\cdot 1024 + 1024) + (64\cdot 64\cdot 16 + 64)
-        + (64\cdot 32\cdot 16 + 32) + (32\cdot 32\cdot 16 + 32) + (32\cdot 1\cdot 16 + 1)
-        = 381{,}313
+        & (10\cdot 256 + 256) + (256\cdot 1024 + 1024) + (64\cdot 64\cdot 16 + 64)\\
+        & + (64\cdot 32\cdot 16 + 32) + (32\cdot 32\cdot 16 + 32) + (32\cdot 1\cdot 16 + 1)\\
+        &= 381{,}313
 
     (in general :math:`256 D_z + 378{,}753`).
 

@@ -38,7 +38,7 @@ from .checkpoint import save_checkpoint as save_checkpoint
 from .history import History
 from .schedules import cyclical as cyclical
 from .schedules import linear_warmup as linear_warmup
-from .utils import _check_positive, get_device, model_device
+from .utils import _check_positive, get_device, model_device, progress_bar
 
 LRSchedulerLike = torch.optim.lr_scheduler.LRScheduler
 
@@ -816,8 +816,6 @@ def _build_with(model: nn.Module, x: Any, paired: bool) -> None:
 
 
 def _progress_bar(train: Any, epochs: int | None, max_steps: int | None) -> Any:
-    from tqdm.auto import tqdm
-
     try:
         per_epoch = len(train)  # type: ignore[arg-type]
     except TypeError:
@@ -825,7 +823,7 @@ def _progress_bar(train: Any, epochs: int | None, max_steps: int | None) -> Any:
     total = None if per_epoch is None or epochs is None else epochs * per_epoch
     if max_steps is not None:
         total = max_steps if total is None else min(total, max_steps)
-    return tqdm(total=total, unit="step", dynamic_ncols=True)
+    return progress_bar(total=total, unit="step", dynamic_ncols=True)
 
 
 def _check_optimizer_params(

@@ -8,6 +8,9 @@ Three environment variables steer every chapter and test:
     ``1`` selects short runs (continuous integration); anything else is full mode.
 ``AUTOENCODERS_DEVICE``
     Forces ``cpu`` or ``cuda`` (``cuda:1`` etc. also work).
+
+One more is tqdm's own: ``TQDM_DISABLE=1`` turns every progress bar the package draws off
+(the book build sets it, because a static page cannot animate a widget).
 """
 
 from __future__ import annotations
@@ -23,9 +26,19 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "get_device", "model_device", "fast_mode", "data_root", "torch_rng"]
+__all__ = [
+    "seed_everything",
+    "get_device",
+    "model_device",
+    "fast_mode",
+    "data_root",
+    "torch_rng",
+    "progress_disabled",
+    "progress_bar",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -114,6 +127,56 @@ def model_device(model: torch.nn.Module) -> torch.device | None:
 def fast_mode() -> bool:
     """Return ``True`` when ``$AUTOENCODERS_FAST`` asks for short runs (``1``/``true``)."""
     return os.environ.get("AUTOENCODERS_FAST", "").strip().lower() in _TRUE
+
+
+def progress_disabled() -> bool:
+    """Return ``True`` when ``$TQDM_DISABLE`` turns progress bars off.
+
+    tqdm reads ``TQDM_DISABLE`` for its console bar, but its notebook bar (what
+    ``tqdm.auto`` gives in Jupyter) passes ``disable=False`` explicitly and so ignores the
+    variable: every bar would still be saved into the executed notebook as a widget. The
+    package therefore reads the variable itself and hands the answer to tqdm.
+
+    Raises
+    ------
+    ValueError
+        If the variable holds something other than ``1/true/yes/on`` or
+        ``0/false/no/off`` (or is empty).
+    """
+    raw = os.environ.get("TQDM_DISABLE", "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"TQDM_DISABLE must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}"
+    )
+
+
+def progress_bar(**kwargs: Any) -> Any:
+    """A ``tqdm.auto`` progress bar that honours ``$TQDM_DISABLE`` in notebooks too.
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to :class:`tqdm.auto.tqdm` (``total``, ``desc``, ``unit``, ...). ``disable``
+        is set from :func:`progress_disabled` and may not be given.
+
+    Returns
+    -------
+    tqdm.auto.tqdm
+        A widget bar in Jupyter and Colab, a text bar elsewhere; disabled (draws nothing,
+        saves no widget) when ``TQDM_DISABLE`` is set.
+    """
+    from tqdm.auto import tqdm
+
+    if "disable" in kwargs:
+        raise TypeError(
+            "progress_bar() sets disable from $TQDM_DISABLE; got disable="
+            f"{kwargs['disable']!r}"
+        )
+    return tqdm(disable=progress_disabled(), **kwargs)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:

@@ -13,9 +13,9 @@ own likelihood (``model.likelihood``; a keyword ``likelihood=`` overrides it):
 
 .. math::
 
-    \text{bernoulli: } \sigma(\hat x), \qquad
-    \text{continuous_bernoulli: } \mathbb E_{\mathcal{CB}}[x \mid \hat x], \qquad
-    \text{gaussian, laplace: } \hat x.
+    \text{bernoulli:}\quad & \sigma(\hat x),\\
+    \text{continuous_bernoulli:}\quad & \frac{\sigma(\hat x)}{\tanh(\hat x / 2)} - \frac{1}{\hat x},\\
+    \text{gaussian, laplace:}\quad & \hat x.
 
 ``likelihood=None`` shows the raw decoder output (grey levels span its min to max).
 A callable likelihood has no known mean: pass ``transform=f`` (for example
@@ -46,6 +46,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torchvision.utils import make_grid
 
+from .figure_style import MAX_FIGURE_WIDTH, MIN_FONT_SIZE
 from .inference import (
     _check_int,
     _latent_dim,
@@ -57,11 +58,6 @@ from .inference import (
 )
 from .likelihoods import LikelihoodLike, get_likelihood
 from .utils import _renamed
-
-MAX_FIGURE_WIDTH = 7.0
-"""Inches: the widest figure the helpers draw, the width of the book's text column (at
-the default 100 dpi a 7-inch figure is shown at its natural size, so 9-point text stays
-9-point text)."""
 
 __all__ = [
     "MAX_FIGURE_WIDTH",
@@ -320,7 +316,7 @@ def _titled_images(
             cell.imshow(image[0].numpy(), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         else:
             cell.imshow(((image - lo) / (hi - lo)).clamp(0, 1).permute(1, 2, 0).numpy())
-        cell.set_title(str(label), fontsize="small")
+        cell.set_title(str(label), fontsize=MIN_FONT_SIZE)
         cell.set_axis_off()
     return fig
 
@@ -735,9 +731,9 @@ def animate_latent_traversal(
                 continue
             artists.append((ax.imshow(_hwc(imgs[col, 0]), cmap="gray", vmin=vrange[0],
                                       vmax=vrange[1]), imgs[col]))
-            ax.set_title(labels[col], fontsize=9)
+            ax.set_title(labels[col], fontsize=MIN_FONT_SIZE)
         if row_titles is not None:
-            axes[row, 0].set_ylabel(row_titles[row], fontsize=9)
+            axes[row, 0].set_ylabel(row_titles[row], fontsize=MIN_FONT_SIZE)
     order = list(range(len(values))) + list(range(len(values) - 2, 0, -1))
     caption = fig.suptitle("")
 
@@ -940,7 +936,7 @@ def _scatter(ax: Axes, xy: np.ndarray, labels: np.ndarray | None, legend_title: 
         for k, value in enumerate(classes):
             mask = labels == value
             ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.7, color=cmap(k), label=str(value))
-        ax.legend(title=legend_title, markerscale=2.5, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(title=legend_title, markerscale=2.5, fontsize=MIN_FONT_SIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels.astype(float), s=6, alpha=0.7, cmap="viridis")
         ax.figure.colorbar(sc, ax=ax, label=legend_title)

@@ -134,8 +134,8 @@ def write_tiny_book(root: Path, *, execute: str = "cache") -> Path:
     """A book in ``root`` with the project's ``_config.yml``, an intro and one notebook.
 
     The configuration is the repository's, with the paths that would not resolve
-    from ``root`` made absolute (local extensions) or copied (the bibliography), and
-    ``execute.execute_notebooks`` set to ``execute``.
+    from ``root`` made absolute (local extensions) or copied (the bibliography and the
+    static folders), and ``execute.execute_notebooks`` set to ``execute``.
     """
     config = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))
     extensions = config["sphinx"]["local_extensions"]
@@ -149,6 +149,8 @@ def write_tiny_book(root: Path, *, execute: str = "cache") -> Path:
     (root / "book").mkdir(parents=True)
     for bib in config.get("bibtex_bibfiles", []):
         (root / bib).write_bytes((REPO / bib).read_bytes())
+    for static in config["sphinx"].get("config", {}).get("html_static_path", []):
+        shutil.copytree(REPO / static, root / static)
     (root / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     toc = {"format": "jb-book", "root": "book/intro", "chapters": [{"file": "book/01_tiny"}]}
     (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")

@@ -217,3 +217,73 @@ def test_figures_fit_the_column(built_pages: dict[Path, str]) -> None:
     wide = {name: px for name, px in wide.items() if where[name]}
     assert not wide, "figures wider than the column: " + "; ".join(
         f"{name[:12]}… {px} px on {', '.join(where[name]) or '?'}" for name, px in wide.items())
+
+
+# Jupyter widgets leave their state and their views in the page as JSON script tags.
+WIDGET_MARKUP = re.compile(r"application/vnd\.jupyter\.widget-(?:view|state)\+json")
+
+
+def test_no_widget_output_is_saved_into_a_page(built_pages: dict[Path, str]) -> None:
+    """Progress bars are off when the book is built (issue 16): a static page can only
+    show a widget's first frame, and offline not even that."""
+    found = {p.name: len(WIDGET_MARKUP.findall(t)) for p, t in built_pages.items()}
+    found = {name: n for name, n in found.items() if n}
+    assert not found, f"widget outputs in the built pages: {found}"
+
+
+def uncaptioned_images(page: str) -> list[str]:
+    """The images of a page's article that are not inside a numbered, captioned figure.
+
+    A numbered figure is a ``<figure>`` whose ``<figcaption>`` holds Sphinx's
+    ``caption-number`` ("Fig. 3") and a non-empty ``caption-text``. The theme's own icons
+    (under ``_static/``, such as the Colab logo of the launch button) are not figures.
+    """
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page, "html.parser")
+    article = soup.select_one("article") or soup
+    missing = []
+    for img in article.find_all("img"):
+        if "_static/" in img.get("src", ""):
+            continue
+        figure = img.find_parent("figure")
+        caption = figure.find("figcaption") if figure else None
+        number = caption.select_one(".caption-number") if caption else None
+        text = caption.select_one(".caption-text") if caption else None
+        if not (number and number.get_text(strip=True) and text and text.get_text(strip=True)):
+            missing.append(img.get("src", "?"))
+    return missing
+
+
+def test_uncaptioned_images_are_found() -> None:
+    captioned = ('<figure><div><img src="a.png"/></div><figcaption><p>'
+                 '<span class="caption-number">Fig. 1 </span>'
+                 '<span class="caption-text">What to see.</span></p></figcaption></figure>')
+    unnumbered = ('<figure><img src="b.png"/><figcaption><p>No number</p>'
+                  '</figcaption></figure>')
+    bare = '<div class="cell_output"><img src="c.png"/></div>'
+    icon = '<img src="../_static/images/logo_colab.png"/>'
+    page = f"<nav><img src='logo.png'/></nav><article>{icon}{captioned}{unnumbered}{bare}</article>"
+    assert uncaptioned_images(page) == ["b.png", "c.png"]
+
+
+def test_every_figure_has_a_numbered_caption(built_pages: dict[Path, str]) -> None:
+    """Every image a page shows sits in a numbered figure with a caption (issue 16): for
+    notebook outputs, the cell metadata ``mystnb.figure`` gives caption and label."""
+    missing = {p.name: uncaptioned_images(t) for p, t in built_pages.items()
+               if "_modules" not in p.relative_to(HTML).parts}
+    missing = {name: srcs for name, srcs in missing.items() if srcs}
+    total = sum(len(v) for v in missing.values())
+    assert total == 0, f"{total} images without a numbered caption: " + "; ".join(
+        f"{name}: {len(v)}" for name, v in sorted(missing.items()))
+
+
+def test_every_page_loads_the_book_stylesheet(built_pages: dict[Path, str]) -> None:
+    """book/_static/book.css (code at 13 px, so 80 characters fit the column) reaches
+    every page and the built _static folder."""
+    assert (HTML / "_static" / "book.css").is_file(), "book.css was not copied to _static"
+    missing = [p.name for p, t in built_pages.items()
+               if "_modules" not in p.relative_to(HTML).parts
+               and not re.search(r'<link[^>]+href="[^"]*_static/book\.css', t)
+               and 'http-equiv="refresh"' not in t]
+    assert not missing, f"pages without book.css: {missing}"

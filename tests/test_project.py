@@ -278,7 +278,7 @@ def test_readme_documents_the_commands() -> None:
     text = README.read_text(encoding="utf-8")
     for command in ("make book", "make test", "AUTOENCODERS_DEVICE=cuda make test"):
         assert command in text, f"README.md must document `{command}`"
-    for target in re.findall(r"`make (\w+)`", text):
+    for target in re.findall(r"`make ([\w-]+)`", text):
         makefile = (REPO / "Makefile").read_text(encoding="utf-8")
         assert re.search(rf"^{target}:", makefile, re.M), f"README mentions `make {target}`, Makefile has no such target"
 
@@ -413,3 +413,44 @@ def test_exercise_solutions_with_code_run(path: Path) -> None:
         if cell.cell_type == "code" and {"solution", "exercise-solution"} & set(tags):
             assert {"hide-cell", "hide-input"} & set(tags), (
                 f"{path.name}: solution cell not folded: {tags}")
+
+
+def test_every_figure_cell_has_a_numbered_caption() -> None:
+    """Every code cell that shows a figure carries the myst-nb metadata that makes it a
+    numbered figure with a caption (issue 16), and shows exactly one: myst-nb wraps
+    each display output of the cell in the figure, so two would share one label."""
+    names: list[str] = []
+    problems = []
+    for path in NOTEBOOKS:
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            src = "".join(cell["source"])
+            figure = cell["metadata"].get("mystnb", {}).get("figure")
+            shows = src.count("plt.show()")
+            where = f"{path.name} cell {cell.get('id')}"
+            if figure is None:
+                if shows:
+                    problems.append(f"{where}: shows a figure without a caption")
+                continue
+            if shows > 1:
+                problems.append(f"{where}: shows {shows} figures under one caption")
+            if len(str(figure.get("caption", "")).split()) < 8:
+                problems.append(f"{where}: caption {figure.get('caption')!r} is too short")
+            name = str(figure.get("name", ""))
+            if not re.fullmatch(rf"fig-{path.name[:2]}-[a-z0-9]+(-[a-z0-9]+)*", name):
+                problems.append(f"{where}: name {name!r} is not fig-{path.name[:2]}-<slug>")
+            names.append(name)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    assert not duplicates, f"figure names used twice: {duplicates}"
+    assert not problems, "\n".join(problems)
+    assert len(names) >= 70, f"only {len(names)} captioned figures; expected every one"
+
+
+def test_every_chapter_uses_the_book_style() -> None:
+    """The set-up cell applies autoencoders.figure_style.use_book_style, so default
+    figures are 7 inches wide and no default text is under 9 points."""
+    missing = [p.name for p in NOTEBOOKS
+               if not any("use_book_style()" in s for s in _code_sources(p, solutions=False))]
+    assert not missing, f"chapters that do not call use_book_style(): {missing}"

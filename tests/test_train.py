@@ -512,6 +512,15 @@ def test_history_plot_draws_train_solid_and_eval_dashed():
     assert list(elbo_ax.get_lines()[1].get_ydata()) == [-190.0, -155.0, -125.0]
     fig2, ax = plt.subplots()
     assert history.plot(keys="eval_elbo", ax=ax) is fig2 and len(ax.get_lines()) == 2
+    # one key into a given axes: train and eval still differ in colour, and the legend
+    # says train/eval without repeating the key
+    train_line, eval_line = ax.get_lines()
+    assert train_line.get_color() != eval_line.get_color()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "eval"]
+    fig3, ax3 = plt.subplots()
+    history.plot(keys=["elbo", "kl_divergence"], ax=ax3)  # several keys: a colour each
+    labels = [t.get_text() for t in ax3.get_legend().get_texts()]
+    assert labels == ["train elbo", "eval elbo", "train kl_divergence"]
     with pytest.raises(ValueError, match="keys must be among"):
         history.plot(keys=["nope"])
     plt.close("all")

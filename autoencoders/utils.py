@@ -20,6 +20,7 @@ import math
 import numbers
 import os
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -154,11 +155,13 @@ def progress_disabled() -> bool:
     )
 
 
-def progress_bar(**kwargs: Any) -> Any:
+def progress_bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> Any:
     """A ``tqdm.auto`` progress bar that honours ``$TQDM_DISABLE`` in notebooks too.
 
     Parameters
     ----------
+    iterable : iterable, optional
+        Wrap it, as ``tqdm(iterable)`` does: ``for run in progress_bar(runs): ...``.
     **kwargs
         Passed to :class:`tqdm.auto.tqdm` (``total``, ``desc``, ``unit``, ...). ``disable``
         is set from :func:`progress_disabled` and may not be given.
@@ -176,7 +179,7 @@ def progress_bar(**kwargs: Any) -> Any:
             "progress_bar() sets disable from $TQDM_DISABLE; got disable="
             f"{kwargs['disable']!r}"
         )
-    return tqdm(disable=progress_disabled(), **kwargs)
+    return tqdm(iterable, disable=progress_disabled(), **kwargs)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:

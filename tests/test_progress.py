@@ -37,6 +37,15 @@ def test_progress_disabled_rejects_other_values(monkeypatch):
         progress_disabled()
 
 
+def test_progress_bar_wraps_an_iterable(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert list(progress_bar(range(3), desc="runs")) == [0, 1, 2]
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    bar = progress_bar(["a", "b"], desc="runs")
+    assert bar.disable is False and bar.total == 2
+    assert list(bar) == ["a", "b"]
+
+
 def test_progress_bar_refuses_its_own_disable_argument():
     with pytest.raises(TypeError, match="disable"):
         progress_bar(total=3, disable=True)

@@ -454,3 +454,10 @@ def test_every_chapter_uses_the_book_style() -> None:
     missing = [p.name for p in NOTEBOOKS
                if not any("use_book_style()" in s for s in _code_sources(p, solutions=False))]
     assert not missing, f"chapters that do not call use_book_style(): {missing}"
+
+
+def test_chapters_draw_progress_bars_through_the_package() -> None:
+    """tqdm's notebook bar ignores TQDM_DISABLE and would save a widget into the built
+    page; autoencoders.progress_bar honours it (issue 16)."""
+    direct = [p.name for p in NOTEBOOKS if any(re.search(r"\btqdm\b", s) for s in _code_sources(p))]
+    assert not direct, f"chapters that use tqdm directly instead of progress_bar: {direct}"

@@ -289,3 +289,35 @@ def test_every_page_loads_the_book_stylesheet(built_pages: dict[Path, str]) -> N
                and not re.search(r'<link[^>]+href="[^"]*_static/book\.css', t)
                and 'http-equiv="refresh"' not in t.lower()]
     assert not missing, f"pages without book.css: {missing}"
+
+
+def images_without_alt_text(page: str) -> list[str]:
+    """Content images whose alt text is missing or is a file name."""
+    from bs4 import BeautifulSoup
+
+    article = BeautifulSoup(page, "html.parser").select_one("article")
+    if article is None:
+        return []
+    bad = []
+    for img in article.find_all("img"):
+        src, alt = img.get("src", ""), (img.get("alt") or "").strip()
+        if "_static/" in src or not src:
+            continue
+        if not alt or alt == src or alt.lower().endswith((".png", ".jpg", ".svg")):
+            bad.append(src)
+    return bad
+
+
+def test_images_without_alt_text_are_found() -> None:
+    page = ('<article><img src="../_images/a.png" alt="../_images/a.png"/>'
+            '<img src="../_images/b.png" alt="Decoded samples."/>'
+            '<img src="../_images/c.png"/></article>')
+    assert images_without_alt_text(page) == ["../_images/a.png", "../_images/c.png"]
+
+
+def test_every_figure_image_has_alt_text(built_pages: dict[Path, str]) -> None:
+    """book/_ext/figure_alt.py gives each figure's image its caption's first sentence."""
+    bad = {p.name: images_without_alt_text(t) for p, t in built_pages.items()
+           if "_modules" not in p.relative_to(HTML).parts}
+    bad = {name: srcs for name, srcs in bad.items() if srcs}
+    assert not bad, f"images whose alt text is a file name or missing: {bad}"

@@ -220,14 +220,19 @@ def _iwae(
 
 
 def _checked_batches(
-    data: Any, batch_size: int, target: torch.device, likelihood: LikelihoodLike | None
+    data: Any,
+    batch_size: int,
+    target: torch.device,
+    likelihood: LikelihoodLike | None,
+    name: str = "data",
 ) -> Iterator[torch.Tensor]:
-    """Batches of ``data`` on ``target``, finite and inside the likelihood's support."""
-    for x, where in _batches(data, batch_size, "data"):
+    """Batches of ``data`` on ``target``, finite and inside the likelihood's support;
+    errors call the argument ``name`` and give the rows of the batch."""
+    for x, where in _batches(data, batch_size, name):
         x = x.to(target)
-        _check_finite_input(x, "data", where)
+        _check_finite_input(x, name, where)
         if likelihood is not None:
-            validate_target(x, likelihood, name=f"data ({where})")
+            validate_target(x, likelihood, name=f"{name} ({where})")
         yield x
 
 
@@ -572,12 +577,11 @@ def gaussian_elbo(
     likelihood = vae.resolve_likelihood(likelihood)
     generator = torch.Generator().manual_seed(seed)
     out = []
+    start = 0
     with evaluating(model), _placed(vae, device) as target:
-        for start in range(0, len(x), batch_size):
-            rows = slice(start, start + batch_size)
-            xb = x[rows].to(target)
-            _check_finite_input(xb, "x", f"rows {start}..{start + len(xb) - 1}")
-            validate_target(xb, likelihood, name=f"x (rows {start}..{start + len(xb) - 1})")
+        for xb in _checked_batches(x, batch_size, target, likelihood, name="x"):
+            rows = slice(start, start + len(xb))
+            start += len(xb)
             mb = mu[rows].detach().to(target, xb.dtype)
             lvb = log_var[rows].detach().to(target, xb.dtype)
             eps = _draw(generator, (len(xb), S, vae.latent_dim), mb)

@@ -39,6 +39,17 @@ def _tool(name: str) -> str | None:
     return str(beside) if beside.is_file() else shutil.which(name)
 
 
+def _required_tool(name: str) -> str:
+    """:func:`_tool`, failing (not skipping) when the dev extra did not install it."""
+    path = _tool(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed: `make install` installs it with the dev extra "
+            "(pip install -e '.[dev]')"
+        )
+    return path
+
+
 def _workflow(name: str) -> dict:
     data = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
     # YAML 1.1 reads the key `on` as the boolean True.
@@ -62,12 +73,7 @@ def _uses(workflow: dict, action: str) -> list[dict]:
 
 
 def test_workflows_pass_actionlint() -> None:
-    actionlint = _tool("actionlint")
-    if actionlint is None:
-        pytest.fail(
-            "actionlint is not installed: `make install` installs it with the dev extra "
-            "(pip install -e '.[dev]')"
-        )
+    actionlint = _required_tool("actionlint")
     files = sorted(str(p.relative_to(REPO)) for p in WORKFLOWS.glob("*.y*ml"))
     assert files, "no workflow in .github/workflows"
     result = subprocess.run(
@@ -182,13 +188,7 @@ def test_citation_cff_is_complete_and_carries_the_version() -> None:
 
 
 def _cffconvert() -> str:
-    cffconvert = _tool("cffconvert")
-    if cffconvert is None:
-        pytest.fail(
-            "cffconvert is not installed: `make install` installs it with the dev extra "
-            "(pip install -e '.[dev]')"
-        )
-    return cffconvert
+    return _required_tool("cffconvert")
 
 
 def _validate_cff(path: Path) -> subprocess.CompletedProcess[str]:
@@ -279,9 +279,7 @@ def test_pre_commit_passes_on_the_repository(tmp_path: Path) -> None:
     """
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip(f"{REPO} is not a git checkout (or git is missing): nothing to run pre-commit on")
-    pre_commit = _tool("pre-commit")
-    if pre_commit is None:
-        pytest.fail("pre-commit is not installed: `make install` installs it with the dev extra")
+    pre_commit = _required_tool("pre-commit")
     clone = tmp_path / "repo"
     _git("clone", "--quiet", "--no-checkout", str(REPO), str(clone), cwd=tmp_path)
     head = _git("rev-parse", "HEAD", cwd=REPO).stdout.strip()
